@@ -1,0 +1,101 @@
+import jsonpatch from 'fast-json-patch';
+import { stringMapAt } from './json.ts';
+import { reviewedObject, type AdmissionRequest } from './review.ts';
+import { allowed, denied, type Decision, type RuleReport } from './decision.ts';
+import type { PatchOp } from './patch.ts';
+import type { ClusterState } from '../policy/cluster.ts';
+import type { Policy } from '../policy/policy.ts';
+import type { CompiledRule, Phase, RuleResult } from '../policy/rule.ts';
+import { groupKind, objectRef, workloadOf } from '../policy/workload.ts';
+import { assertNever } from '../lib/assert-never.ts';
+
+const DEFAULT_OPERATIONS = ['CREATE', 'UPDATE'];
+
+/**
+ * The whole of podgate's judgement: pure, synchronous, no I/O. Rules run in
+ * policy order; in the mutating phase each rule sees the object as the rules
+ * before it patched it, and the patches are concatenated in that order (so,
+ * applied to the original object, they give the same result).
+ *
+ * Folding rule results into one answer happens here and nowhere else: `deny`
+ * findings reject, `warn` findings become warnings, `audit` findings are only
+ * reported, and a rule that throws is settled by its failure policy.
+ */
+export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, cluster: ClusterState): Decision {
+  const original = reviewedObject(request);
+  const labels = workloadOf(request, original)?.podLabels ?? stringMapAt(original, 'metadata', 'labels');
+  if (policy.exclude?.({ request, labels })) return allowed();
+
+  const ref = objectRef(request, original);
+  const denials: string[] = [];
+  const warnings: string[] = [];
+  const patch: PatchOp[] = [];
+  const reports: RuleReport[] = [];
+  let object = original;
+
+  for (const rule of policy.rules) {
+    const evaluate = rule.logic[phase];
+    if (evaluate === undefined || !concerns(rule, request)) continue;
+    if (!rule.match({ request, labels }) || rule.exclude?.({ request, labels })) continue;
+
+    let result: RuleResult;
+    let rulePatch: readonly PatchOp[] = [];
+    try {
+      result = evaluate({ request, object, cluster });
+      rulePatch = patchToApply(phase, rule, result);
+      if (rulePatch.length > 0) object = applyPatch(object, rulePatch);
+    } catch (error) {
+      const message = ruleErrorMessage(ref, rule, error);
+      reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'error', patched: false, message });
+      if (rule.failurePolicy === 'fail') denials.push(message);
+      else warnings.push(`${message} Admitted because the rule's failurePolicy is ignore.`);
+      continue;
+    }
+    patch.push(...rulePatch);
+    const patched = rulePatch.length > 0;
+    switch (result.status) {
+      case 'skip':
+        break;
+      case 'pass':
+        reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'pass', patched });
+        break;
+      case 'fail': {
+        const message = `${ref}: ${result.findings.join('; ')} (rule ${rule.name}). ${rule.message ?? result.hint}`;
+        reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'fail', patched, message });
+        if (rule.action === 'deny') denials.push(message);
+        else if (rule.action === 'warn') warnings.push(message);
+        break;
+      }
+      default:
+        assertNever(result);
+    }
+  }
+
+  if (denials.length > 0) return denied(denials.join('\n'), { warnings, reports });
+  return allowed({ warnings, patch, reports });
+}
+
+/** Whether the rule looks at this kind of object and operation at all (before match/exclude). */
+function concerns(rule: CompiledRule, request: AdmissionRequest): boolean {
+  // Subresources (pods/status, pods/binding, …) carry other objects or other intents; no rule judges them yet.
+  if (request.subResource) return false;
+  if (!(rule.logic.operations ?? DEFAULT_OPERATIONS).includes(request.operation)) return false;
+  return rule.logic.kinds.includes(groupKind(request.kind));
+}
+
+/** A validating answer never carries a patch, and an audit rule only reports what it would change. */
+function patchToApply(phase: Phase, rule: CompiledRule, result: RuleResult): readonly PatchOp[] {
+  if (phase !== 'mutate' || rule.action === 'audit' || result.status === 'skip') return [];
+  return result.patch;
+}
+
+/** Applies a rule's patch to a copy, so the next rule sees it; a patch that does not apply is the rule's error. */
+function applyPatch(object: unknown, patch: readonly PatchOp[]): unknown {
+  const copy: unknown = structuredClone(object);
+  return jsonpatch.applyPatch(copy, patch as jsonpatch.Operation[], true, true, true).newDocument;
+}
+
+function ruleErrorMessage(ref: string, rule: CompiledRule, error: unknown): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  return `${ref}: rule ${rule.name} (${rule.kind}) could not be evaluated: ${reason}. This is a fault in podgate or its policy, not in your object; tell your platform team.`;
+}

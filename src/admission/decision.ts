@@ -1,0 +1,41 @@
+import type { PatchOp } from './patch.ts';
+import type { Action } from '../policy/rule.ts';
+
+/** How one rule ended for one request; logged and counted, never shown to the client as is. */
+export interface RuleReport {
+  readonly rule: string;
+  readonly kind: string;
+  readonly action: Action;
+  readonly status: 'pass' | 'fail' | 'error';
+  readonly patched: boolean;
+  /** The worded finding or error, for audit logs. */
+  readonly message?: string;
+}
+
+/**
+ * The answer to one admission request, before it is put on the wire. A decision
+ * from the validating phase never carries a patch (enforced in decide.ts).
+ */
+export interface Decision {
+  readonly allowed: boolean;
+  /** Present exactly when denied. */
+  readonly denial?: { readonly code: number; readonly reason: string; readonly message: string };
+  readonly warnings: readonly string[];
+  readonly patch: readonly PatchOp[];
+  readonly reports: readonly RuleReport[];
+}
+
+export function allowed(fields: Partial<Pick<Decision, 'warnings' | 'patch' | 'reports'>> = {}): Decision {
+  return { allowed: true, warnings: fields.warnings ?? [], patch: fields.patch ?? [], reports: fields.reports ?? [] };
+}
+
+/** 403 Forbidden, as the API server and controller-runtime word a policy denial. */
+export function denied(message: string, fields: Partial<Pick<Decision, 'warnings' | 'reports'>> = {}): Decision {
+  return {
+    allowed: false,
+    denial: { code: 403, reason: 'Forbidden', message },
+    warnings: fields.warnings ?? [],
+    patch: [],
+    reports: fields.reports ?? [],
+  };
+}

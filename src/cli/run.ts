@@ -1,0 +1,49 @@
+import { check, CHECK_HELP } from './check.ts';
+import { UsageError, type CommandIO } from './io.ts';
+import { serve, SERVE_HELP } from './serve.ts';
+
+const HELP = `podgate: admission webhooks for Apache Airflow on shared Kubernetes clusters
+
+Usage: podgate <command> [options]
+
+Commands:
+  serve    serve the webhooks over HTTPS (the default when no command is given)
+  check    check policy files and print every problem with its line
+
+Run podgate <command> --help for a command's options and an example.
+`;
+
+type Command = (argv: readonly string[], io: CommandIO) => Promise<number>;
+const COMMANDS: Readonly<Record<string, { run: Command; help: string }>> = {
+  serve: { run: serve, help: SERVE_HELP },
+  check: { run: check, help: CHECK_HELP },
+};
+
+export async function main(argv: readonly string[], io: CommandIO): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help') {
+    io.out(HELP);
+    return 0;
+  }
+  const named = first !== undefined && !first.startsWith('-');
+  const command = named ? COMMANDS[first] : COMMANDS['serve'];
+  if (command === undefined) {
+    io.err(`podgate: unknown command "${first ?? ''}"\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await command.run(named ? rest : argv, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`podgate: ${error.message}\n\n${error.help}`);
+      return 2;
+    }
+    // parseArgs reports unknown or malformed options as TypeErrors with a code.
+    if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) {
+      io.err(`podgate: ${error.message}\n`);
+      return 2;
+    }
+    io.err(`podgate: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}

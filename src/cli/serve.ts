@@ -1,0 +1,178 @@
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Server as TlsServer } from 'node:tls';
+import type { Logger } from 'pino';
+import { ensureDevCertificates } from '../certs/files.ts';
+import { loadAndWatchPolicy } from '../config/load.ts';
+import { PolicyStore } from '../config/store.ts';
+import { EMPTY_CLUSTER } from '../policy/cluster.ts';
+import { compilePolicy } from '../policy/registry.ts';
+import { buildApp, DEFAULT_BODY_LIMIT } from '../server/app.ts';
+import { policyCheck, readiness } from '../server/readiness.ts';
+import { describeCertificate, readTlsFiles, watchTls, type TlsMaterial } from '../server/tls.ts';
+import { createLogger } from './logger.ts';
+import { UsageError, type CommandIO } from './io.ts';
+
+/** The sample policy shipped in the repository (the same file the manifests' ConfigMap is generated from). */
+export const DEFAULT_POLICY_PATH = fileURLToPath(new URL('../../manifests/base/podgate.yaml', import.meta.url));
+const DEV_CERT_HOSTS = ['localhost', '127.0.0.1', '::1'];
+
+export const SERVE_HELP = `Usage: podgate serve [options]
+
+Serves the admission webhooks over HTTPS: POST /mutate, POST /validate,
+GET /healthz, GET /readyz.
+
+Options:
+  --config <file>         policy file (env PODGATE_CONFIG; default: the sample policy
+                          ${DEFAULT_POLICY_PATH})
+  --port <n>              HTTPS port (default 8443)
+  --host <addr>           address to listen on (default 0.0.0.0)
+  --tls-cert <file>       serving certificate (PEM), reloaded when it changes
+  --tls-key <file>        its private key (PEM)
+  --certs-dir <dir>       without --tls-cert: where a self-signed CA and serving
+                          certificate are generated and reused (default ./certs)
+  --cert-host <name>      without --tls-cert: one more DNS name or IP for the
+                          generated certificate (repeatable)
+  --max-request-bytes <n> largest AdmissionReview accepted (default ${DEFAULT_BODY_LIMIT})
+  --shutdown-timeout <s>  on SIGTERM, how long to wait for requests in flight (default 25)
+  --log-format <fmt>      json or pretty (default: pretty on a terminal, else json)
+
+Example:
+  podgate serve --config /etc/podgate/podgate.yaml \\
+    --tls-cert /etc/podgate/tls/tls.crt --tls-key /etc/podgate/tls/tls.key
+`;
+
+interface ServeOptions {
+  readonly configPath: string;
+  readonly port: number;
+  readonly host: string;
+  readonly tls: { readonly certPath: string; readonly keyPath: string } | undefined;
+  readonly certsDir: string;
+  readonly certHosts: readonly string[];
+  readonly bodyLimit: number;
+  readonly shutdownTimeoutMs: number;
+  readonly pretty: boolean | undefined;
+}
+
+function positiveInteger(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) throw new UsageError(`--${name} must be a positive whole number, got "${raw}"`, SERVE_HELP);
+  return value;
+}
+
+export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ServeOptions | 'help' {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      config: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'certs-dir': { type: 'string' },
+      'cert-host': { type: 'string', multiple: true },
+      'max-request-bytes': { type: 'string' },
+      'shutdown-timeout': { type: 'string' },
+      'log-format': { type: 'string' },
+    },
+  });
+  if (values.help) return 'help';
+  const certPath = values['tls-cert'];
+  const keyPath = values['tls-key'];
+  if ((certPath === undefined) !== (keyPath === undefined)) throw new UsageError('--tls-cert and --tls-key go together', SERVE_HELP);
+  const format = values['log-format'];
+  if (format !== undefined && format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format is json or pretty, got "${format}"`, SERVE_HELP);
+  const port = positiveInteger('port', values.port, 8443);
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`, SERVE_HELP);
+  return {
+    configPath: values.config ?? env['PODGATE_CONFIG'] ?? DEFAULT_POLICY_PATH,
+    port,
+    host: values.host ?? '0.0.0.0',
+    tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : undefined,
+    certsDir: values['certs-dir'] ?? 'certs',
+    certHosts: [...DEV_CERT_HOSTS, ...(values['cert-host'] ?? [])],
+    bodyLimit: positiveInteger('max-request-bytes', values['max-request-bytes'], DEFAULT_BODY_LIMIT),
+    shutdownTimeoutMs: positiveInteger('shutdown-timeout', values['shutdown-timeout'], 25) * 1000,
+    pretty: format === undefined ? undefined : format === 'pretty',
+  };
+}
+
+/** Given certificate files, or the self-signed development set in --certs-dir. */
+async function serverCertificate(options: ServeOptions, log: Logger): Promise<{ material: TlsMaterial; certPath: string; keyPath: string }> {
+  if (options.tls) return { material: await readTlsFiles(options.tls.certPath, options.tls.keyPath), ...options.tls };
+  const dev = await ensureDevCertificates(options.certsDir, options.certHosts);
+  log.info(
+    { caPath: dev.caPath, generated: dev.generated, ...(dev.replaced ? { replacedBecause: dev.replaced } : {}) },
+    `${dev.generated ? 'generated' : 'reusing'} a self-signed CA and serving certificate in ${dev.dir} (no --tls-cert given); ` +
+      `trust it with --cacert ${dev.caPath}; caBundle for a webhook configuration: ${dev.caBundle}`,
+  );
+  return { material: await readTlsFiles(dev.certPath, dev.keyPath), certPath: dev.certPath, keyPath: dev.keyPath };
+}
+
+export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const options = parseServeArgs(argv, env);
+  if (options === 'help') {
+    io.out(SERVE_HELP);
+    return 0;
+  }
+  const log = createLogger(options.pretty === undefined ? {} : { pretty: options.pretty });
+
+  const store = new PolicyStore(options.configPath);
+  const policyWatch = await loadAndWatchPolicy({ path: options.configPath, store, compile: compilePolicy, log });
+  if (store.current === undefined) {
+    // Fail fast on configuration: a replica that starts without a policy would only ever answer 503.
+    policyWatch.close();
+    log.flush();
+    io.err(`podgate: cannot start: the policy ${options.configPath} is not valid:\n${store.status.lastError?.errors.join('\n') ?? ''}\n`);
+    return 1;
+  }
+
+  const certificate = await serverCertificate(options, log);
+  let shuttingDown = false;
+  const app = buildApp({
+    logger: log,
+    policy: () => store.current,
+    cluster: () => EMPTY_CLUSTER,
+    readiness: () =>
+      readiness({
+        policy: policyCheck(store.status),
+        serving: shuttingDown ? { ok: false, detail: 'shutting down' } : { ok: true, detail: 'accepting requests' },
+      }),
+    tls: certificate.material,
+    bodyLimit: options.bodyLimit,
+  });
+  await app.listen({ port: options.port, host: options.host });
+  if (!(app.server instanceof TlsServer)) throw new Error('podgate serves HTTPS only, but the server is not a TLS server');
+  const tlsWatch = watchTls({ server: app.server, ...certificate, current: certificate.material, log });
+  log.info({ certificate: describeCertificate(certificate.material.cert) }, `podgate listening on https://${options.host}:${options.port}`);
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      log.info({ signal }, 'stopping: no new connections, finishing requests in flight');
+      const force = setTimeout(() => {
+        log.error({ timeoutMs: options.shutdownTimeoutMs }, 'requests still in flight at the shutdown timeout; exiting anyway');
+        resolve(1);
+      }, options.shutdownTimeoutMs);
+      force.unref();
+      policyWatch.close();
+      tlsWatch.close();
+      app.close().then(
+        () => {
+          clearTimeout(force);
+          log.info('stopped');
+          resolve(0);
+        },
+        (error: unknown) => {
+          log.error({ err: error }, 'error while stopping');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}

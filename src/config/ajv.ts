@@ -1,0 +1,110 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * One Ajv instance for every schema podgate compiles. Schemas are compiled once,
+ * when a module first asks for a validator, never per request.
+ *
+ * No `coerceTypes`, no `removeAdditional`, no `useDefaults`: a validator must
+ * never change what it validates (the reviewed object is forwarded as is).
+ */
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+
+/** A type guard for `schema`, compiled once. */
+export function compileValidator<S extends TSchema>(schema: S): ValidateFunction<Static<S>> {
+  return ajv.compile<Static<S>>(schema);
+}
+
+/** `{ type: 'string', enum: [...] }`, which gives one readable error instead of an anyOf of consts. */
+export function StringEnum<const T extends readonly string[]>(values: T, options: { description?: string; default?: T[number] } = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+/** A path inside a document: property names and array indexes, unescaped. */
+export type DocPath = readonly (string | number)[];
+
+/** One thing wrong with a document, at a path. */
+export interface Problem {
+  readonly path: DocPath;
+  readonly message: string;
+  /** Point at the key of the last path token rather than its value (an unknown field). */
+  readonly atKey?: boolean;
+}
+
+/** `rules[2].limits.cpu`: the way a person names a place in a policy file. */
+export function formatPath(path: DocPath): string {
+  let out = '';
+  for (const token of path) {
+    if (typeof token === 'number') out += `[${token}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(token)) out += out === '' ? token : `.${token}`;
+    else out += `[${JSON.stringify(token)}]`;
+  }
+  return out === '' ? '(top level)' : out;
+}
+
+function decodePointer(instancePath: string): DocPath {
+  if (instancePath === '') return [];
+  return instancePath
+    .slice(1)
+    .split('/')
+    .map((raw) => raw.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((token) => (/^(0|[1-9][0-9]*)$/.test(token) ? Number(token) : token));
+}
+
+function describe(error: ErrorObject, value: unknown): string {
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'required':
+      return `missing required field "${String(params['missingProperty'])}"`;
+    case 'additionalProperties':
+      return 'unknown field';
+    case 'enum': {
+      const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map(String).join(', ') : '';
+      return `${JSON.stringify(value)} is not one of: ${allowed}`;
+    }
+    case 'const':
+      return `must be ${JSON.stringify(params['allowedValue'])}, found ${JSON.stringify(value)}`;
+    case 'type':
+      return `must be ${String(params['type'])}, found ${describeType(value)}`;
+    default:
+      return error.message ?? `fails ${error.keyword}`;
+  }
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'string') return `string ${JSON.stringify(value)}`;
+  return typeof value;
+}
+
+function valueAt(root: unknown, path: DocPath): unknown {
+  let current = root;
+  for (const token of path) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = Object.hasOwn(current, token) ? (current as Record<string | number, unknown>)[token] : undefined;
+  }
+  return current;
+}
+
+/**
+ * Ajv's errors as problems a person can act on, one per place, in document order.
+ * Errors from the branches of an `anyOf` that did not apply are noise and dropped
+ * when a more specific error exists at the same place.
+ */
+export function schemaProblems(errors: readonly ErrorObject[] | null | undefined, root: unknown, base: DocPath = []): Problem[] {
+  const seen = new Set<string>();
+  const problems: Problem[] = [];
+  for (const error of errors ?? []) {
+    if (error.keyword === 'anyOf' || error.keyword === 'oneOf' || error.keyword === 'if') continue;
+    const local = decodePointer(error.instancePath);
+    const message = describe(error, valueAt(root, local));
+    const unknownField = error.keyword === 'additionalProperties' ? [String((error.params as Record<string, unknown>)['additionalProperty'])] : [];
+    const path = [...base, ...local, ...unknownField];
+    const key = `${formatPath(path)}\u0000${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(unknownField.length > 0 ? { path, message, atKey: true } : { path, message });
+  }
+  return problems;
+}

@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Logger } from 'pino';
+import { validatePolicyText, type PolicyResult } from './validate.ts';
+import type { PolicyStore } from './store.ts';
+import type { CompiledPolicy } from '../policy/policy.ts';
+import { watchFiles } from '../lib/watch.ts';
+
+export type PolicyCompiler = (document: unknown) => CompiledPolicy;
+
+/** Reads and checks a policy file; a file that cannot be read is one more error line. */
+export async function readPolicyFile(path: string, compile: PolicyCompiler): Promise<PolicyResult & { readonly sha256?: string }> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const reason = error instanceof Error && 'code' in error ? String(error.code) : String(error);
+    return { ok: false, errors: [`${path}: cannot read the policy file (${reason})`] };
+  }
+  const result = validatePolicyText(text, basename(path), compile);
+  return result.ok ? { ...result, sha256: createHash('sha256').update(text).digest('hex') } : result;
+}
+
+/**
+ * Loads the policy into the store and keeps it current. A file that is missing,
+ * empty or invalid never replaces a good policy: the store keeps the last good
+ * one, records why the new one was refused (shown on /readyz), and logs it.
+ */
+export async function loadAndWatchPolicy(options: {
+  readonly path: string;
+  readonly store: PolicyStore;
+  readonly compile: PolicyCompiler;
+  readonly log: Logger;
+  readonly pollMs?: number;
+}): Promise<{ close(): void }> {
+  const { path, store, compile, log } = options;
+  const load = async (): Promise<void> => {
+    const result = await readPolicyFile(path, compile);
+    const now = new Date();
+    if (!result.ok) {
+      store.reject(result.errors, now);
+      const kept = store.status.generation > 0 ? `keeping policy generation ${store.status.generation}` : 'no policy in force: not ready';
+      log.error({ policy: path, errors: result.errors }, `policy file rejected, ${kept}:\n${result.errors.join('\n')}`);
+      return;
+    }
+    // The same bytes again (watch events come in bursts): nothing to do, unless a bad file came in between.
+    if (result.sha256 === store.status.sha256 && store.status.lastError === undefined) return;
+    store.accept(result.policy, result.sha256 ?? '', now);
+    log.info(
+      { policy: path, generation: store.status.generation, rules: result.policy.rules.map((rule) => rule.name), sha256: result.sha256 },
+      'policy loaded',
+    );
+  };
+  await load();
+  return watchFiles([path], load, options.pollMs === undefined ? {} : { pollMs: options.pollMs });
+}

@@ -1,0 +1,66 @@
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import { formatPath, type DocPath, type Problem } from './ajv.ts';
+import type { CompiledPolicy, Policy } from '../policy/policy.ts';
+
+/** One line per problem: `podgate.yaml:14:9 rules[2].limits.cpu: "2 cores" is not a Kubernetes quantity`. */
+export type PolicyResult = { readonly ok: true; readonly policy: Policy } | { readonly ok: false; readonly errors: readonly string[] };
+
+/**
+ * Parses and checks a policy file's text. Pure: the caller reads the file.
+ * YAML syntax errors, schema errors and semantic errors (bad quantities, label
+ * values) all come back as `file:line:column path: message`, in file order.
+ */
+export function validatePolicyText(text: string, fileName: string, compile: (document: unknown) => CompiledPolicy): PolicyResult {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  if (document.errors.length > 0) {
+    return {
+      ok: false,
+      errors: document.errors.map((error) => {
+        const position = error.linePos?.[0];
+        return `${fileName}:${position ? `${position.line}:${position.col}` : '1:1'} ${error.message.split('\n')[0] ?? error.message}`;
+      }),
+    };
+  }
+  if (document.contents === null) return { ok: false, errors: [`${fileName}:1:1 the policy file is empty; see the sample policy for the shape`] };
+
+  const compiled = compile(document.toJS({ maxAliasCount: 100 }));
+  if (compiled.ok) return compiled;
+
+  const located = compiled.problems.map((problem) => {
+    const offset = sourceOffset(document.contents, problem);
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, col, text: `${fileName}:${line}:${col} ${formatPath(problem.path)}: ${problem.message}` };
+  });
+  located.sort((a, b) => a.line - b.line || a.col - b.col);
+  return { ok: false, errors: located.map((entry) => entry.text) };
+}
+
+/** Where in the text a problem's path points: the deepest node that exists on it. */
+function sourceOffset(root: Node | null, problem: Problem): number {
+  let node: Node | null = root;
+  let offset = node?.range?.[0] ?? 0;
+  for (const [index, token] of problem.path.entries()) {
+    const last = index === problem.path.length - 1;
+    const step = child(node, token);
+    if (step === undefined) break;
+    if (last && problem.atKey && step.key?.range) return step.key.range[0];
+    node = step.value;
+    if (node?.range) offset = node.range[0];
+    else if (step.key?.range) offset = step.key.range[0];
+  }
+  return offset;
+}
+
+function child(node: Node | null, token: DocPath[number]): { key: Node | null; value: Node | null } | undefined {
+  if (isMap(node)) {
+    const pair = node.items.find((item) => isScalar(item.key) && item.key.value === token);
+    if (pair === undefined) return undefined;
+    return { key: isNode(pair.key) ? pair.key : null, value: isNode(pair.value) ? pair.value : null };
+  }
+  if (isSeq(node) && typeof token === 'number') {
+    const item: unknown = node.items[token];
+    return item === undefined ? undefined : { key: null, value: isNode(item) ? item : null };
+  }
+  return undefined;
+}

@@ -1,0 +1,80 @@
+import { Type } from '@sinclair/typebox';
+import { compileValidator, schemaProblems, type Problem } from '../config/ajv.ts';
+import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
+import type { CompiledRule, RuleKind } from './rule.ts';
+
+export const POLICY_API_VERSION = 'podgate.io/v1alpha1';
+export const POLICY_KIND = 'Policy';
+
+/** A policy ready to decide with. Immutable: a reload builds a new one and swaps the reference. */
+export interface Policy {
+  /** Requests no rule sees at all (kube-system, podgate's own namespace). */
+  readonly exclude: Matcher | undefined;
+  readonly rules: readonly CompiledRule[];
+}
+
+export type CompiledPolicy = { readonly ok: true; readonly policy: Policy } | { readonly ok: false; readonly problems: readonly Problem[] };
+
+/**
+ * The policy document around the rules. Rules are checked against their own
+ * kind's schema afterwards, so an error names the field of the kind the author
+ * meant instead of listing why every other kind did not fit.
+ */
+function envelopeSchema() {
+  return Type.Object(
+    {
+      $schema: Type.Optional(Type.String()),
+      apiVersion: Type.Literal(POLICY_API_VERSION),
+      kind: Type.Literal(POLICY_KIND),
+      exclude: Type.Optional(MatchSchema),
+      rules: Type.Array(
+        Type.Object({ name: Type.String(), kind: Type.String() }, { additionalProperties: true }),
+      ),
+    },
+    { additionalProperties: false },
+  );
+}
+
+/**
+ * The JSON Schema of a whole policy file, for editors (`# yaml-language-server:
+ * $schema=…`) and the reference docs: every rule kind's schema under `rules`.
+ */
+export function policySchema(registry: readonly RuleKind[]) {
+  return Type.Object(
+    {
+      $schema: Type.Optional(Type.String()),
+      apiVersion: Type.Literal(POLICY_API_VERSION),
+      kind: Type.Literal(POLICY_KIND),
+      exclude: Type.Optional({ ...MatchSchema, description: 'Requests no rule sees, e.g. kube-system and podgate’s own namespace.' }),
+      rules: Type.Array(Type.Union(registry.map((kind) => kind.schema))),
+    },
+    { additionalProperties: false, title: 'podgate policy' },
+  );
+}
+
+/** Builds a compiler for policy documents (already parsed from YAML) over a rule registry. */
+export function policyCompiler(registry: readonly RuleKind[]): (document: unknown) => CompiledPolicy {
+  const byKind = new Map(registry.map((kind) => [kind.kind, kind]));
+  const checkEnvelope = compileValidator(envelopeSchema());
+  const known = [...byKind.keys()].join(', ');
+  return (document) => {
+    if (!checkEnvelope(document)) return { ok: false, problems: schemaProblems(checkEnvelope.errors, document) };
+    const problems: Problem[] = document.exclude ? matchProblems(document.exclude).map((p) => ({ ...p, path: ['exclude', ...p.path] })) : [];
+    const rules: CompiledRule[] = [];
+    const names = new Set<string>();
+    document.rules.forEach((config, index) => {
+      if (names.has(config.name)) problems.push({ path: ['rules', index, 'name'], message: `duplicate rule name "${config.name}"` });
+      names.add(config.name);
+      const kind = byKind.get(config.kind);
+      if (kind === undefined) {
+        problems.push({ path: ['rules', index, 'kind'], message: `unknown rule kind "${config.kind}"; podgate knows: ${known}` });
+        return;
+      }
+      const compiled = kind.compile(config);
+      if ('problems' in compiled) problems.push(...compiled.problems.map((p) => ({ ...p, path: ['rules', index, ...p.path] })));
+      else rules.push(compiled);
+    });
+    if (problems.length > 0) return { ok: false, problems };
+    return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules } };
+  };
+}

@@ -1,0 +1,162 @@
+import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
+import type { ValidateFunction } from 'ajv';
+import { compileValidator, schemaProblems, StringEnum, type DocPath, type Problem } from '../config/ajv.ts';
+import type { AdmissionRequest, Operation } from '../admission/review.ts';
+import type { PatchOp } from '../admission/patch.ts';
+import type { ClusterState } from './cluster.ts';
+import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
+
+export type Phase = 'mutate' | 'validate';
+
+export const ACTIONS = ['deny', 'warn', 'audit'] as const;
+export type Action = (typeof ACTIONS)[number];
+export const FAILURE_POLICIES = ['fail', 'ignore'] as const;
+export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
+
+/**
+ * What one rule says about one request. Rules report facts; whether a finding
+ * blocks, warns or is only logged, and how it is worded around the facts, is
+ * decided in one place (decide.ts) from the rule's `action`.
+ */
+export type RuleResult =
+  | { readonly status: 'skip' }
+  | { readonly status: 'pass'; readonly patch: readonly PatchOp[] }
+  | {
+      readonly status: 'fail';
+      /** Each fact that breaks the rule, without the object's name: `container "x" limits.memory 1Gi is below the floor 4Gi`. */
+      readonly findings: readonly string[];
+      /** What the reader should change; a rule's configured `message` replaces it. */
+      readonly hint: string;
+      readonly patch: readonly PatchOp[];
+    };
+
+const SKIP: RuleResult = { status: 'skip' };
+const PASS: RuleResult = { status: 'pass', patch: [] };
+
+/** The rule has nothing to say about this object. */
+export const skip = (): RuleResult => SKIP;
+/** The object complies; `patch` (mutating rules) makes it comply. */
+export const pass = (patch: readonly PatchOp[] = []): RuleResult => (patch.length === 0 ? PASS : { status: 'pass', patch });
+/** The object breaks the rule. */
+export const fail = (findings: readonly string[], hint: string, patch: readonly PatchOp[] = []): RuleResult => ({
+  status: 'fail',
+  findings,
+  hint,
+  patch,
+});
+
+/** What a rule is given: the request, the object as earlier rules left it, and the cluster. */
+export interface RuleInput {
+  readonly request: AdmissionRequest;
+  /** `object`, or `oldObject` for DELETE; in the mutating phase, with earlier rules' patches applied. */
+  readonly object: unknown;
+  readonly cluster: ClusterState;
+}
+
+export type Evaluate = (input: RuleInput) => RuleResult;
+
+/** A rule's behaviour, built once from its configuration when the policy loads. */
+export interface RuleLogic {
+  /** Group/kinds it judges: `Pod`, `apps/Deployment` (see workload.ts). */
+  readonly kinds: readonly string[];
+  /** Operations it judges; CREATE and UPDATE unless it says otherwise. */
+  readonly operations?: readonly Operation[];
+  readonly mutate?: Evaluate;
+  readonly validate?: Evaluate;
+}
+
+/** A rule ready to run: its common settings resolved to defaults, and its logic. */
+export interface CompiledRule {
+  readonly name: string;
+  readonly kind: string;
+  readonly action: Action;
+  readonly failurePolicy: FailurePolicy;
+  readonly match: Matcher;
+  readonly exclude: Matcher | undefined;
+  readonly message: string | undefined;
+  readonly logic: RuleLogic;
+}
+
+const RULE_NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
+
+/** The fields every rule has, whatever its kind. */
+const commonProperties = {
+  name: Type.String({ pattern: RULE_NAME, maxLength: 63, description: 'Unique name, shown in every message the rule produces.' }),
+  action: Type.Optional(
+    StringEnum(ACTIONS, { default: 'deny', description: 'deny rejects; warn admits and returns a warning kubectl shows; audit admits and only logs.' }),
+  ),
+  failurePolicy: Type.Optional(
+    StringEnum(FAILURE_POLICIES, { default: 'fail', description: 'If the rule itself errors: fail denies naming the rule; ignore admits with a warning.' }),
+  ),
+  match: Type.Optional(MatchSchema),
+  exclude: Type.Optional(MatchSchema),
+  message: Type.Optional(Type.String({ minLength: 1, description: 'Replaces the explanation after the facts in every message of this rule.' })),
+};
+
+const CommonRuleSchema = Type.Object({ ...commonProperties, kind: Type.String() }, { additionalProperties: true });
+type CommonRule = Static<typeof CommonRuleSchema>;
+const isCommonRule = compileValidator(CommonRuleSchema);
+
+/**
+ * The schema of one rule of a kind: the common fields plus the kind's own.
+ * Called with concrete parameters in each rule module, so `Static` of it is the
+ * rule's configuration type there.
+ */
+export function ruleSchema<const K extends string, P extends TProperties>(kind: K, description: string, params: P) {
+  return Type.Object({ ...commonProperties, kind: Type.Literal(kind), ...params }, { additionalProperties: false, description });
+}
+
+/** A rule kind as the registry sees it: a schema and a compiler, whatever its parameters. */
+export interface RuleKind {
+  readonly kind: string;
+  readonly description: string;
+  /** The complete schema of one rule of this kind (common fields included). */
+  readonly schema: TObject;
+  /** Checks one rule's configuration and builds it; problems have paths relative to the rule. */
+  compile(config: unknown): CompiledRule | { readonly problems: readonly Problem[] };
+}
+
+export interface RuleKindDefinition<S extends TObject> {
+  readonly kind: string;
+  /** Made with ruleSchema(); the one source of the YAML's validation and of `build`'s argument type. */
+  readonly schema: S;
+  /** Semantic checks the schema cannot express, then the logic; problems are relative to the rule. */
+  readonly build: (config: Static<S>) => RuleLogic | { readonly problems: readonly Problem[] };
+}
+
+/** Turns a rule kind's schema and logic into a registry entry. */
+export function defineRuleKind<S extends TObject>(definition: RuleKindDefinition<S>): RuleKind {
+  let validator: ValidateFunction<Static<S>> | undefined;
+  return {
+    kind: definition.kind,
+    description: definition.schema.description ?? definition.kind,
+    schema: definition.schema,
+    compile(config) {
+      validator ??= compileValidator(definition.schema);
+      if (!validator(config)) return { problems: schemaProblems(validator.errors, config) };
+      if (!isCommonRule(config)) return { problems: schemaProblems(isCommonRule.errors, config) }; // implied by the kind's schema
+      const problems = [...prefixed(['match'], config.match), ...prefixed(['exclude'], config.exclude)];
+      const logic = definition.build(config);
+      if ('problems' in logic) return { problems: [...problems, ...logic.problems] };
+      if (problems.length > 0) return { problems };
+      return compiledRule(config, logic);
+    },
+  };
+}
+
+function compiledRule(config: CommonRule, logic: RuleLogic): CompiledRule {
+  return {
+    name: config.name,
+    kind: config.kind,
+    action: config.action ?? 'deny',
+    failurePolicy: config.failurePolicy ?? 'fail',
+    match: compileMatch(config.match ?? {}),
+    exclude: config.exclude ? compileMatch(config.exclude) : undefined,
+    message: config.message,
+    logic,
+  };
+}
+
+function prefixed(base: DocPath, match: Static<typeof MatchSchema> | undefined): Problem[] {
+  return match ? matchProblems(match).map((p) => ({ path: [...base, ...p.path], message: p.message })) : [];
+}

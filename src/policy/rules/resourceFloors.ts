@@ -1,0 +1,129 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { Problem } from '../../config/ajv.ts';
+import { at, field, isRecord } from '../../admission/json.ts';
+import { globMatcher } from '../glob.ts';
+import { compareQuantities, parseQuantity, type Quantity } from '../quantity.ts';
+import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
+import { bringsNewPodSpec, containersOf, WORKLOAD_KINDS, workloadOf } from '../workload.ts';
+
+/**
+ * resourceFloors: per-container minimum requests and limits (incident 2: the
+ * Airflow api-server crash-looped under limits set too low). Judges Pods and the
+ * pod templates of controllers, so `helm upgrade` fails at once.
+ */
+const Floors = Type.Record(Type.String(), Type.String(), {
+  description: 'Resource name (cpu, memory, ephemeral-storage, nvidia.com/gpu, …) to the smallest quantity allowed.',
+});
+
+const schema = ruleSchema('resourceFloors', 'Minimum resource requests and limits for the containers of the pods a rule selects.', {
+  containers: Type.Optional(
+    Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Container names or globs to check (default: all).' }),
+  ),
+  initContainers: Type.Optional(Type.Boolean({ default: false, description: 'Also check init containers (default false).' })),
+  requests: Type.Optional(Floors),
+  limits: Type.Optional(Floors),
+  reason: Type.Optional(Type.String({ minLength: 1, description: 'Why the floor exists, said before the fix in every message.' })),
+  helmValues: Type.Optional(
+    Type.String({ minLength: 1, description: 'Where the Helm chart takes these resources from, e.g. apiServer.resources; names the value to raise.' }),
+  ),
+});
+type Config = Static<typeof schema>;
+
+type ResourceKind = 'requests' | 'limits';
+type FloorList = readonly { readonly resourceKind: ResourceKind; readonly resource: string; readonly floor: Quantity }[];
+
+/** A qualified resource name: `cpu`, `example.com/foo` (the API server's own check). */
+const RESOURCE_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+function parseFloors(config: Config): { floors: FloorList; problems: Problem[] } {
+  const floors: { resourceKind: ResourceKind; resource: string; floor: Quantity }[] = [];
+  const problems: Problem[] = [];
+  for (const resourceKind of ['requests', 'limits'] as const) {
+    for (const [resource, text] of Object.entries(config[resourceKind] ?? {})) {
+      const path = [resourceKind, resource];
+      const floor = parseQuantity(text);
+      if (!RESOURCE_NAME.test(resource)) problems.push({ path, message: `"${resource}" is not a resource name`, atKey: true });
+      else if (floor === undefined) problems.push({ path, message: `"${text}" is not a Kubernetes quantity (examples: 500m, 2, 4Gi, 1.5G)` });
+      else floors.push({ resourceKind, resource, floor });
+    }
+  }
+  if (floors.length === 0 && problems.length === 0) problems.push({ path: [], message: 'set at least one floor under requests or limits' });
+  return { floors, problems };
+}
+
+/**
+ * What a container will really run with for one resource: its own value; a
+ * request left out where a limit is set defaults to the limit (as the API
+ * server defaults it); and, for a container that sets neither, the pod-level
+ * `spec.resources`.
+ */
+function effectiveValue(containerResources: unknown, podResources: unknown, resourceKind: ResourceKind, resource: string) {
+  const own = ownValue(containerResources, resourceKind, resource);
+  if (own !== undefined) return own;
+  const setsAny = ownValue(containerResources, 'requests', resource) ?? ownValue(containerResources, 'limits', resource);
+  if (setsAny !== undefined) return undefined;
+  const podLevel = ownValue(podResources, resourceKind, resource);
+  return podLevel === undefined ? undefined : { ...podLevel, source: 'from the pod-level spec.resources' };
+}
+
+function ownValue(resources: unknown, resourceKind: ResourceKind, resource: string): { raw: unknown; source?: string } | undefined {
+  const direct = field(at(resources, resourceKind), resource);
+  if (direct !== undefined) return { raw: direct };
+  if (resourceKind !== 'requests') return undefined;
+  const limit = field(at(resources, 'limits'), resource);
+  return limit === undefined ? undefined : { raw: limit, source: 'defaulted from its limit' };
+}
+
+function evaluate(config: Config, floors: FloorList, { request, object }: RuleInput): RuleResult {
+  const workload = workloadOf(request, object);
+  if (workload === undefined || !bringsNewPodSpec(request, workload)) return skip();
+  const selects = globMatcher(config.containers ?? ['*']);
+  const lists = config.initContainers ? (['initContainers', 'containers'] as const) : (['containers'] as const);
+  const podResources = at(workload.podSpec, 'resources');
+
+  const findings: string[] = [];
+  const toRaise = new Set<string>();
+  for (const { list, name, container } of containersOf(workload.podSpec, lists)) {
+    if (!selects(name)) continue;
+    const label = `${list === 'initContainers' ? 'init container' : 'container'} "${name}"`;
+    const resources = at(container, 'resources');
+    for (const { resourceKind, resource, floor } of floors) {
+      const path = `${resourceKind}.${resource}`;
+      const found = effectiveValue(isRecord(resources) ? resources : undefined, podResources, resourceKind, resource);
+      const finding = judge(label, path, floor, found);
+      if (finding === undefined) continue;
+      findings.push(finding);
+      toRaise.add(config.helmValues ? `${config.helmValues}.${path}` : `resources.${path} of ${label}`);
+    }
+  }
+  if (findings.length === 0) return pass();
+  const fix = `${config.helmValues ? 'raise' : 'set'} ${listing([...toRaise])}${config.helmValues ? ' in your Helm values' : ' to at least the floor'}`;
+  return fail(findings, `${capitalize(config.reason ? `${config.reason}; ${fix}` : fix)}.`);
+}
+
+function judge(label: string, path: string, floor: Quantity, found: { raw: unknown; source?: string } | undefined): string | undefined {
+  if (found === undefined) return `${label} sets no ${path} (the floor is ${floor.text})`;
+  const value = typeof found.raw === 'string' ? parseQuantity(found.raw) : typeof found.raw === 'number' ? parseQuantity(String(found.raw)) : undefined;
+  if (value === undefined) return `${label} ${path} ${JSON.stringify(found.raw)} is not a valid Kubernetes quantity`;
+  if (compareQuantities(value, floor) >= 0) return undefined;
+  return `${label} ${path} ${value.text}${found.source ? ` (${found.source})` : ''} is below the floor ${floor.text}`;
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+function listing(items: readonly string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1) ?? ''}`;
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+export const resourceFloors = defineRuleKind({
+  kind: 'resourceFloors',
+  schema,
+  build(config) {
+    const { floors, problems } = parseFloors(config);
+    if (problems.length > 0) return { problems };
+    return { kinds: WORKLOAD_KINDS, validate: (input) => evaluate(config, floors, input) };
+  },
+});

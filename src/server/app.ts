@@ -1,0 +1,130 @@
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { decide } from '../admission/decide.ts';
+import type { Decision } from '../admission/decision.ts';
+import { admissionResponse } from '../admission/response.ts';
+import { parseAdmissionReview, type AdmissionRequest } from '../admission/review.ts';
+import { stringAt } from '../admission/json.ts';
+import type { ClusterState } from '../policy/cluster.ts';
+import type { Policy } from '../policy/policy.ts';
+import type { Phase } from '../policy/rule.ts';
+import type { Readiness } from './readiness.ts';
+
+/**
+ * Large enough for an UPDATE review of the biggest object etcd stores (1.5 MiB)
+ * twice over, JSON-escaped, plus the envelope; small enough that a flood of huge
+ * bodies cannot exhaust memory.
+ */
+export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+
+export interface AppDeps {
+  readonly logger: Logger;
+  /** The policy in force, read once per request (a reload swaps it between requests). */
+  readonly policy: () => Policy | undefined;
+  readonly cluster: () => ClusterState;
+  readonly readiness: () => Readiness;
+  /** PEM key and certificate; without them the app serves plain HTTP (only for `inject` in unit tests). */
+  readonly tls?: { readonly key: string; readonly cert: string };
+  readonly bodyLimit?: number;
+}
+
+class HttpError extends Error {
+  override readonly name = 'HttpError';
+  readonly statusCode: number;
+  constructor(statusCode: number, message: string) {
+    super(message);
+    this.statusCode = statusCode;
+  }
+}
+
+/**
+ * The HTTP shell around `decide`: it parses and checks the review, asks the
+ * pure core, logs one line, and answers. It does not listen; main.ts does.
+ */
+export function buildApp(deps: AppDeps) {
+  const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    logController: new LogController({ disableRequestLogging: true }), // one line per decision instead, written below
+    bodyLimit,
+    ...(deps.tls ? { https: { ...deps.tls, minVersion: 'TLSv1.2' as const } } : {}),
+    // The API server keeps connections open between calls; outlive its idle timeout (90 s) so it closes them, not us.
+    keepAliveTimeout: 120_000,
+    requestTimeout: 30_000,
+    forceCloseConnections: 'idle',
+  });
+
+  // The API server always sends JSON, but curl -d sends form encoding: read every body as JSON, with a clear error.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_request, body, done) => {
+    try {
+      done(null, JSON.parse(String(body)));
+    } catch (error) {
+      done(new HttpError(400, `request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`), undefined);
+    }
+  });
+
+  app.setErrorHandler((error: { statusCode?: number; message?: string; code?: string }, request, reply) => {
+    const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
+    if (statusCode >= 500) {
+      request.log.error({ err: error, url: request.url }, 'request failed');
+      return reply.code(statusCode).send({ error: 'internal error; see the podgate logs' });
+    }
+    const message = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `request body exceeds ${bodyLimit} bytes` : (error.message ?? 'bad request');
+    return reply.code(statusCode).send({ error: message });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: `no route ${request.method} ${request.url}; podgate serves POST /mutate, POST /validate, GET /healthz, GET /readyz` }),
+  );
+
+  const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply) => handleReview(deps, phase, request, reply);
+  app.post('/mutate', admit('mutate'));
+  app.post('/validate', admit('validate'));
+  app.get('/healthz', () => ({ status: 'ok' }));
+  app.get('/readyz', (_request, reply) => {
+    const state = deps.readiness();
+    return reply.code(state.ready ? 200 : 503).send(state);
+  });
+  return app;
+}
+
+function handleReview(deps: AppDeps, phase: Phase, request: FastifyRequest, reply: FastifyReply) {
+  const started = process.hrtime.bigint();
+  const parsed = parseAdmissionReview(request.body);
+  if (!parsed.ok) return reply.code(400).send({ error: parsed.error });
+  const policy = deps.policy();
+  if (policy === undefined) return reply.code(503).send({ error: 'no valid policy is loaded yet; see /readyz' });
+
+  const { apiVersion, request: admission } = parsed.review;
+  const decision = decide(phase, admission, policy, deps.cluster());
+  const latencyMs = Number(process.hrtime.bigint() - started) / 1e6;
+  request.log.info(decisionLogFields(phase, admission, decision, latencyMs), decision.allowed ? 'admitted' : 'denied');
+  return reply.send(admissionResponse(apiVersion, admission.uid, decision));
+}
+
+/** The one log line per decision: who asked for what and what podgate said. Never the object itself (env vars carry secrets). */
+function decisionLogFields(phase: Phase, request: AdmissionRequest, decision: Decision, latencyMs: number) {
+  const object = request.operation === 'DELETE' ? request.oldObject : request.object;
+  return {
+    uid: request.uid,
+    webhook: phase,
+    operation: request.operation,
+    kind: request.kind.kind,
+    ...(request.subResource ? { subResource: request.subResource } : {}),
+    namespace: request.namespace,
+    name: request.name || stringAt(object, 'metadata', 'name') || stringAt(object, 'metadata', 'generateName'),
+    user: request.userInfo.username,
+    ...(request.dryRun ? { dryRun: true } : {}),
+    rules: decision.reports.filter((report) => report.status !== 'pass' || report.patched).map(({ rule, status, action, patched, message }) => ({
+      rule,
+      status,
+      action,
+      ...(patched ? { patched } : {}),
+      ...(message !== undefined && status !== 'pass' ? { message } : {}),
+    })),
+    allowed: decision.allowed,
+    ...(decision.patch.length > 0 ? { patchOps: decision.patch.length } : {}),
+    ...(decision.warnings.length > 0 ? { warnings: decision.warnings.length } : {}),
+    latencyMs: Math.round(latencyMs * 1000) / 1000,
+  };
+}
