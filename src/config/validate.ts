@@ -17,8 +17,8 @@ export function validatePolicyText(text: string, fileName: string, compile: (doc
     return {
       ok: false,
       errors: document.errors.map((error) => {
-        const position = error.linePos?.[0];
-        return `${fileName}:${position ? `${position.line}:${position.col}` : '1:1'} ${error.message.split('\n')[0] ?? error.message}`;
+        const { line, col } = lineCounter.linePos(error.pos[0]);
+        return `${fileName}:${line}:${col} ${error.message.split('\n')[0] ?? error.message}`;
       }),
     };
   }

@@ -1,0 +1,49 @@
+import t from 'tap';
+import { parseAdmissionReview, reviewedObject } from '../../src/admission/review.ts';
+import { admissionResponse } from '../../src/admission/response.ts';
+import { allowed, denied } from '../../src/admission/decision.ts';
+import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
+
+const good = makeReview(makeRequest(makePod()));
+
+t.test('well-formed v1 and v1beta1 reviews parse', async (t) => {
+  t.ok(parseAdmissionReview(good).ok);
+  t.ok(parseAdmissionReview({ ...good, apiVersion: 'admission.k8s.io/v1beta1' }).ok);
+  t.ok(parseAdmissionReview({ ...good, request: { ...good.request, futureField: { x: 1 } } }).ok, 'fields a newer API server adds pass through');
+});
+
+t.test('anything else gets an error that names what is wrong', async (t) => {
+  const cases: [string, unknown, string][] = [
+    ['not an object', 'hello', 'not an AdmissionReview podgate can answer: (top level): must be object, found string "hello"'],
+    ['null', null, 'not an AdmissionReview podgate can answer: (top level): must be object, found null'],
+    ['wrong kind', { ...good, kind: 'Pod' }, 'not an AdmissionReview podgate can answer: kind: must be "AdmissionReview", found "Pod"'],
+    ['unknown version', { ...good, apiVersion: 'admission.k8s.io/v2' }, 'not an AdmissionReview podgate can answer: apiVersion: "admission.k8s.io/v2" is not one of: admission.k8s.io/v1, admission.k8s.io/v1beta1'],
+    ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, 'not an AdmissionReview podgate can answer: (top level): missing required field "request"'],
+    ['missing uid', { ...good, request: { ...good.request, uid: undefined } }, 'not an AdmissionReview podgate can answer: request: missing required field "uid"'],
+    ['empty uid', { ...good, request: { ...good.request, uid: '' } }, 'not an AdmissionReview podgate can answer: request.uid: must NOT have fewer than 1 characters'],
+    ['uid of the wrong type', { ...good, request: { ...good.request, uid: 42 } }, 'not an AdmissionReview podgate can answer: request.uid: must be string, found number'],
+    ['unknown operation', { ...good, request: { ...good.request, operation: 'PATCH' } }, 'not an AdmissionReview podgate can answer: request.operation: "PATCH" is not one of: CREATE, UPDATE, DELETE, CONNECT'],
+    ['groups not strings', { ...good, request: { ...good.request, userInfo: { groups: [1] } } }, 'not an AdmissionReview podgate can answer: request.userInfo.groups[0]: must be string, found number'],
+  ];
+  for (const [name, body, error] of cases) {
+    const parsed = parseAdmissionReview(JSON.parse(JSON.stringify(body)) as unknown);
+    t.same(parsed, { ok: false, error }, name);
+  }
+});
+
+t.test('DELETE reviews carry the object in oldObject', async (t) => {
+  const pod = makePod({ name: 'gone' });
+  t.equal(reviewedObject(makeRequest(pod, { operation: 'DELETE' })), pod);
+  t.equal(reviewedObject(makeRequest(pod)), pod);
+});
+
+t.test('the response: uid copied, status only on denial, patchType only with a patch', async (t) => {
+  t.same(admissionResponse('admission.k8s.io/v1', 'u1', allowed()), { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u1', allowed: true } });
+  const withPatch = admissionResponse('admission.k8s.io/v1beta1', 'u2', allowed({ patch: [{ op: 'add', path: '/a', value: 1 }], warnings: ['careful'] }));
+  t.same(withPatch, {
+    apiVersion: 'admission.k8s.io/v1beta1',
+    kind: 'AdmissionReview',
+    response: { uid: 'u2', allowed: true, warnings: ['careful'], patchType: 'JSONPatch', patch: Buffer.from('[{"op":"add","path":"/a","value":1}]').toString('base64') },
+  });
+  t.same(admissionResponse('admission.k8s.io/v1', 'u3', denied('no')).response, { uid: 'u3', allowed: false, status: { code: 403, reason: 'Forbidden', message: 'no' } });
+});

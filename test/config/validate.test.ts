@@ -1,0 +1,88 @@
+import t from 'tap';
+import { validatePolicyText } from '../../src/config/validate.ts';
+import { compilePolicy } from '../../src/policy/registry.ts';
+
+const check = (text: string) => validatePolicyText(text, 'podgate.yaml', compilePolicy);
+
+const header = 'apiVersion: podgate.io/v1alpha1\nkind: Policy\n';
+
+t.test('a valid policy compiles, rules in file order, defaults resolved', async (t) => {
+  const result = check(`${header}rules:\n  - name: floors\n    kind: resourceFloors\n    limits: { memory: 4Gi }\n  - name: second\n    kind: resourceFloors\n    action: warn\n    requests: { cpu: 500m }\n`);
+  if (!result.ok) throw new Error(result.errors.join('\n'));
+  t.same(result.policy.rules.map((rule) => [rule.name, rule.action, rule.failurePolicy]), [['floors', 'deny', 'fail'], ['second', 'warn', 'fail']]);
+});
+
+t.test('every problem, one line each, file:line:column path: message, in file order', async (t) => {
+  const text = [
+    header.trimEnd(),
+    'exclude:',
+    '  namespaces: kube-system',
+    'rules:',
+    '  - name: floors',
+    '    kind: resourceFloors',
+    '    limits:',
+    '      cpu: "2 cores"',
+    '      memory: 4Gi',
+    '  - name: Bad_Name',
+    '    kind: resourceFloors',
+    '    action: block',
+    '    requests: { cpu: "1" }',
+    '  - name: floors',
+    '    kind: nodeDenylist',
+    '  - name: selectors',
+    '    kind: resourceFloors',
+    '    limits: { memory: 1Gi }',
+    '    match:',
+    '      labelSelector:',
+    '        matchExpressions:',
+    '          - { key: component, operator: In }',
+    '    colour: blue',
+    '',
+  ].join('\n');
+  const result = check(text);
+  t.same(result, {
+    ok: false,
+    errors: [
+      'podgate.yaml:4:15 exclude.namespaces: must be array, found string "kube-system"',
+    ],
+  }, 'the envelope is checked first');
+  const fixed = check(text.replace('namespaces: kube-system', 'namespaces: [kube-system]'));
+  t.same(fixed, {
+    ok: false,
+    errors: [
+      'podgate.yaml:9:12 rules[0].limits.cpu: "2 cores" is not a Kubernetes quantity (examples: 500m, 2, 4Gi, 1.5G)',
+      'podgate.yaml:11:11 rules[1].name: must match pattern "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"',
+      'podgate.yaml:13:13 rules[1].action: "block" is not one of: deny, warn, audit',
+      'podgate.yaml:15:11 rules[2].name: duplicate rule name "floors"',
+      'podgate.yaml:16:11 rules[2].kind: unknown rule kind "nodeDenylist"; podgate knows: resourceFloors',
+      'podgate.yaml:24:5 rules[3].colour: unknown field',
+    ],
+  });
+});
+
+t.test('a semantic problem inside match is found once the schema fits', async (t) => {
+  const result = check(`${header}rules:\n  - name: s\n    kind: resourceFloors\n    limits: { memory: 1Gi }\n    match:\n      labelSelector:\n        matchExpressions:\n          - { key: component, operator: In }\n`);
+  t.same(result, { ok: false, errors: ['podgate.yaml:10:13 rules[0].match.labelSelector.matchExpressions[0].values: operator In needs at least one value'] });
+});
+
+t.test('YAML syntax errors, empty files and wrong documents', async (t) => {
+  t.same(check(''), { ok: false, errors: ['podgate.yaml:1:1 the policy file is empty; see the sample policy for the shape'] });
+  t.same(check('# only a comment\n'), { ok: false, errors: ['podgate.yaml:1:1 the policy file is empty; see the sample policy for the shape'] });
+  const syntax = check(`${header}rules: [\n`);
+  t.equal(syntax.ok, false);
+  t.match(!syntax.ok && syntax.errors[0], /^podgate\.yaml:\d+:\d+ /);
+  const duplicateKey = check(`${header}kind: Policy\nrules: []\n`);
+  t.match(!duplicateKey.ok && duplicateKey.errors[0], /^podgate\.yaml:3:1 Map keys must be unique/);
+  t.same(check('apiVersion: v1\nkind: ConfigMap\n'), {
+    ok: false,
+    errors: [
+      'podgate.yaml:1:1 (top level): missing required field "rules"',
+      'podgate.yaml:1:13 apiVersion: must be "podgate.io/v1alpha1", found "v1"',
+      'podgate.yaml:2:7 kind: must be "Policy", found "ConfigMap"',
+    ],
+  });
+  t.same(check(`${header}rules:\n  - name: floors\n    kind: resourceFloors\n`), {
+    ok: false,
+    errors: ['podgate.yaml:4:5 rules[0]: set at least one floor under requests or limits'],
+  });
+});
