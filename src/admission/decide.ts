@@ -39,7 +39,7 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
     if (!rule.match({ request, labels }) || rule.exclude?.({ request, labels })) continue;
 
     let result: RuleResult;
-    let rulePatch: readonly PatchOp[] = [];
+    let rulePatch: readonly PatchOp[];
     try {
       result = evaluate({ request, object, cluster });
       rulePatch = patchToApply(phase, rule, result);

@@ -48,7 +48,7 @@ t.test('match: every criterion must hold; a list matches on any entry', async (t
     labelSelector: { matchLabels: { kubernetes_pod_operator: 'True' } },
   });
   const pod = makePod({ namespace: 'airflow-prod', labels: { kubernetes_pod_operator: 'True' } });
-  const subject = (options: Parameters<typeof makeRequest>[1], podLabels = { kubernetes_pod_operator: 'True' }, namespace = 'airflow-prod') => ({
+  const subject = (options: Parameters<typeof makeRequest>[1], podLabels: Record<string, string> = { kubernetes_pod_operator: 'True' }, namespace = 'airflow-prod') => ({
     request: makeRequest({ ...pod, metadata: { name: 'p', namespace } }, { username: 'system:serviceaccount:airflow-prod:worker', groups: ['system:serviceaccounts:airflow-prod'], ...options }),
     labels: labels(podLabels),
   });
