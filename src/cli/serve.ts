@@ -54,10 +54,10 @@ interface ServeOptions {
   readonly pretty: boolean | undefined;
 }
 
-function positiveInteger(name: string, raw: string | undefined, fallback: number): number {
+function wholeNumber(name: string, raw: string | undefined, fallback: number, min = 1): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new UsageError(`--${name} must be a positive whole number, got "${raw}"`, SERVE_HELP);
+  if (!/^\d+$/.test(raw) || value < min) throw new UsageError(`--${name} must be a whole number of at least ${min}, got "${raw}"`, SERVE_HELP);
   return value;
 }
 
@@ -84,17 +84,17 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
   if ((certPath === undefined) !== (keyPath === undefined)) throw new UsageError('--tls-cert and --tls-key go together', SERVE_HELP);
   const format = values['log-format'];
   if (format !== undefined && format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format is json or pretty, got "${format}"`, SERVE_HELP);
-  const port = positiveInteger('port', values.port, 8443);
+  const port = wholeNumber('port', values.port, 8443, 0); // 0: any free port (tests)
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`, SERVE_HELP);
   return {
-    configPath: values.config ?? env['PODGATE_CONFIG'] ?? DEFAULT_POLICY_PATH,
+    configPath: values.config ?? (env['PODGATE_CONFIG'] || DEFAULT_POLICY_PATH),
     port,
     host: values.host ?? '0.0.0.0',
     tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : undefined,
     certsDir: values['certs-dir'] ?? 'certs',
     certHosts: [...DEV_CERT_HOSTS, ...(values['cert-host'] ?? [])],
-    bodyLimit: positiveInteger('max-request-bytes', values['max-request-bytes'], DEFAULT_BODY_LIMIT),
-    shutdownTimeoutMs: positiveInteger('shutdown-timeout', values['shutdown-timeout'], 25) * 1000,
+    bodyLimit: wholeNumber('max-request-bytes', values['max-request-bytes'], DEFAULT_BODY_LIMIT),
+    shutdownTimeoutMs: wholeNumber('shutdown-timeout', values['shutdown-timeout'], 25) * 1000,
     pretty: format === undefined ? undefined : format === 'pretty',
   };
 }
@@ -146,7 +146,9 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
   await app.listen({ port: options.port, host: options.host });
   if (!(app.server instanceof TlsServer)) throw new Error('podgate serves HTTPS only, but the server is not a TLS server');
   const tlsWatch = watchTls({ server: app.server, ...certificate, current: certificate.material, log });
-  log.info({ certificate: describeCertificate(certificate.material.cert) }, `podgate listening on https://${options.host}:${options.port}`);
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  log.info({ port, certificate: describeCertificate(certificate.material.cert) }, `podgate listening on https://${options.host}:${port}`);
 
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {

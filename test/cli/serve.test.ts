@@ -1,0 +1,134 @@
+import t from 'tap';
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { connect } from 'node:tls';
+import { join } from 'node:path';
+import { call } from '../helpers/https.ts';
+import { runCommand, startProcess } from '../helpers/process.ts';
+import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
+import { certificateProblem } from '../../src/certs/generate.ts';
+
+const example = new URL('../../examples/api-server-too-small.json', import.meta.url);
+
+t.test('first start on the embedded defaults: certificates generated, sample policy, answers the README example', async (t) => {
+  const cwd = t.testdir();
+  const server = await startProcess([], cwd);
+  const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
+  const generated = server.lines.find((line) => line['generated'] === true);
+  t.match(generated, { caPath: 'certs/ca.crt', msg: /caBundle for a webhook configuration: [A-Za-z0-9+/=]+$/ });
+  t.ok(String(generated?.['msg']).endsWith(Buffer.from(ca).toString('base64')), 'the logged caBundle is the CA, base64');
+  t.equal(certificateProblem({ caCert: ca, cert: await readFile(join(cwd, 'certs', 'tls.crt'), 'utf8') }, ['localhost', '127.0.0.1']), undefined);
+
+  const body = await readFile(example, 'utf8');
+  const res = await call(`https://localhost:${server.port}/validate`, { ca, body });
+  t.equal(res.status, 200);
+  t.match(res.body, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: '6f2c4a8e-2b1d-4a3e-9a8f-0c5d7e1b2a39', allowed: false, status: { code: 403 } } });
+  const decision = server.lines.find((line) => line['msg'] === 'denied');
+  t.match(decision, {
+    uid: '6f2c4a8e-2b1d-4a3e-9a8f-0c5d7e1b2a39',
+    webhook: 'validate',
+    operation: 'CREATE',
+    kind: 'Deployment',
+    namespace: 'airflow',
+    name: 'airflow-api-server',
+    user: 'system:serviceaccount:ci:helm-deployer',
+    allowed: false,
+    rules: [{ rule: 'api-server-floors', status: 'fail', action: 'deny' }],
+  });
+  t.type(decision?.['latencyMs'], 'number');
+  t.notMatch(JSON.stringify(server.lines), /apache\/airflow:3\.1\.3|exec airflow api-server/, 'the object itself is never logged');
+
+  server.child.kill('SIGTERM');
+  t.same(await server.exited, { code: 0, signal: null });
+
+  const again = await startProcess([], cwd);
+  t.match(again.lines.find((line) => 'generated' in line), { generated: false, msg: /^reusing a self-signed CA/ });
+  t.equal(new X509Certificate(await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8')).fingerprint256, new X509Certificate(ca).fingerprint256, 'same CA on the next start');
+  again.child.kill('SIGTERM');
+  t.same(await again.exited, { code: 0, signal: null });
+});
+
+t.test('SIGTERM: a request in flight is answered, then the process exits 0', async (t) => {
+  const cwd = t.testdir();
+  const server = await startProcess([], cwd);
+  const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
+  const review = makeReview(makeRequest(makePod({ name: 'in-flight' })));
+  const body = Buffer.from(JSON.stringify(review));
+
+  const socket = connect({ host: '127.0.0.1', port: server.port, ca, servername: 'localhost' });
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')));
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  // Half a request: headers and part of the body. The server is now in the middle of it.
+  socket.write(`POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+  socket.write(body.subarray(0, 100));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+
+  server.child.kill('SIGTERM');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.equal(server.child.exitCode, null, 'still running while the request is in flight');
+  socket.end(body.subarray(100));
+  await closed;
+  t.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+  t.match(answer, new RegExp(`"uid":"${review.request.uid}","allowed":true`));
+  t.same(await server.exited, { code: 0, signal: null });
+  t.ok(server.lines.some((line) => line['msg'] === 'stopping: no new connections, finishing requests in flight'));
+  t.ok(server.lines.some((line) => line['msg'] === 'stopped'));
+});
+
+t.test('given certificate files and policy: --tls-cert/--tls-key/--config', async (t) => {
+  const cwd = t.testdir({ 'policy.yaml': 'apiVersion: podgate.io/v1alpha1\nkind: Policy\nrules: []\n' });
+  const first = await startProcess([], cwd); // only to get a certificate set made
+  first.child.kill('SIGTERM');
+  await first.exited;
+  const server = await startProcess(['--config', 'policy.yaml', '--tls-cert', 'certs/tls.crt', '--tls-key', 'certs/tls.key', '--certs-dir', 'unused'], cwd);
+  t.teardown(() => server.child.kill('SIGTERM'));
+  t.notOk(server.lines.some((line) => 'generated' in line), 'no certificates generated');
+  t.match(server.lines.find((line) => line['msg'] === 'policy loaded'), { rules: [], policy: 'policy.yaml' });
+  const ready = await call(`https://localhost:${server.port}/readyz`, { ca: await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8') });
+  t.equal(ready.status, 200);
+});
+
+t.test('an invalid policy at start: exit 1 with every problem on stderr', async (t) => {
+  const cwd = t.testdir({ 'bad.yaml': 'apiVersion: podgate.io/v1alpha1\nkind: Policy\nrules:\n  - name: x\n    kind: resourceFloors\n    limits: { cpu: "2 cores" }\n' });
+  const result = await runCommand(['serve', '--config', 'bad.yaml', '--port', '0', '--log-format', 'json'], cwd);
+  t.equal(result.code, 1);
+  t.match(result.stderr, 'podgate: cannot start: the policy bad.yaml is not valid:\nbad.yaml:6:20 rules[0].limits.cpu: "2 cores" is not a Kubernetes quantity');
+});
+
+t.test('usage errors exit 2 with help', async (t) => {
+  const cwd = t.testdir();
+  const cases: [string[], RegExp][] = [
+    [['serve', '--tls-cert', 'x'], /--tls-cert and --tls-key go together/],
+    [['serve', '--port', 'http'], /--port must be a whole number of at least 0, got "http"/],
+    [['serve', '--bogus'], /Unknown option '--bogus'/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await runCommand(args, cwd);
+    t.equal(result.code, 2, args.join(' '));
+    t.match(result.stderr, message);
+  }
+  const help = await runCommand(['--help'], cwd);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /Commands:\n  serve .*\n  check /);
+  const serveHelp = await runCommand(['serve', '--help'], cwd);
+  t.match(serveHelp.stdout, /Example:\n  podgate serve --config/);
+});
+
+t.test('podgate check', async (t) => {
+  const cwd = t.testdir({
+    'good.yaml': await readFile(new URL('../../manifests/base/podgate.yaml', import.meta.url), 'utf8'),
+    'bad.yaml': 'apiVersion: podgate.io/v1alpha1\nkind: Policy\nrules:\n  - name: x\n    kind: resourceFloors\n    requests:\n      memory: 4 Gi\n',
+  });
+  const good = await runCommand(['check', 'good.yaml'], cwd);
+  t.same(good, { code: 0, stdout: 'good.yaml: valid, 2 rule(s): api-server-floors, webserver-floors\n', stderr: '' });
+  const bad = await runCommand(['check', 'good.yaml', 'bad.yaml'], cwd);
+  t.equal(bad.code, 1);
+  t.equal(bad.stderr, 'bad.yaml:7:15 rules[0].requests.memory: "4 Gi" is not a Kubernetes quantity (examples: 500m, 2, 4Gi, 1.5G)\n');
+  const missing = await runCommand(['check', 'nope.yaml'], cwd);
+  t.equal(missing.code, 1);
+  t.equal(missing.stderr, 'nope.yaml: cannot read the policy file (ENOENT)\n');
+  t.equal((await runCommand(['check'], cwd)).code, 2);
+});

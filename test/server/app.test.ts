@@ -1,0 +1,152 @@
+import t from 'tap';
+import { Agent } from 'node:https';
+import { connect } from 'node:tls';
+import { readFile } from 'node:fs/promises';
+import { admissionResponseOf, applyResponsePatch, call, startServer } from '../helpers/https.ts';
+import { fakePolicy } from '../helpers/fake-rules.ts';
+import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
+import { compilePolicy } from '../../src/policy/registry.ts';
+import { readPolicyFile } from '../../src/config/load.ts';
+import { DEFAULT_POLICY_PATH } from '../../src/cli/serve.ts';
+
+const policy = fakePolicy({
+  exclude: { namespaces: ['kube-system'] },
+  rules: [
+    { name: 'environment', kind: 'addLabel', key: 'podgate.io/environment', value: 'production' },
+    { name: 'needs-team', kind: 'requireLabel', key: 'team', match: { namespaces: ['strict'] } },
+    { name: 'wants-owner', kind: 'requireLabel', key: 'owner', action: 'warn', match: { namespaces: ['strict', 'airflow'] } },
+  ],
+});
+
+t.test('over HTTPS with certificate verification, as the kube-apiserver calls', async (t) => {
+  const server = await startServer(policy);
+  t.teardown(() => server.close());
+
+  await t.test('mutate: a KPO pod without labels gets exactly the label, with a patch that applies', async (t) => {
+    const pod = makePod({ name: 'export-action-log-4devg7t1', namespace: 'airflow' });
+    const review = makeReview(makeRequest(pod));
+    const response = admissionResponseOf(await call(`${server.url}/mutate`, { ca: server.ca, body: JSON.stringify(review) }), review);
+    t.equal(response.allowed, true);
+    t.equal(response.patchType, 'JSONPatch');
+    const patched = applyResponsePatch(pod, response);
+    t.same(patched.metadata, { namespace: 'airflow', name: 'export-action-log-4devg7t1', labels: { 'podgate.io/environment': 'production' } });
+    t.same(response.warnings, ['Pod airflow/export-action-log-4devg7t1: label owner is missing (rule wants-owner). Add the label owner.']);
+    const again = makeReview(makeRequest(patched));
+    const second = admissionResponseOf(await call(`${server.url}/mutate`, { ca: server.ca, body: JSON.stringify(again) }), again);
+    t.equal(second.patch, undefined, 'reinvocation: no patch');
+    t.equal(second.patchType, undefined);
+  });
+
+  await t.test('validate: a denial carries code, reason and message; never a patch', async (t) => {
+    const pod = makePod({ name: 'p', namespace: 'strict', labels: { owner: 'me' } });
+    const review = makeReview(makeRequest(pod));
+    const response = admissionResponseOf(await call(`${server.url}/validate`, { ca: server.ca, body: JSON.stringify(review) }), review);
+    t.same(response, {
+      uid: review.request.uid,
+      allowed: false,
+      status: { code: 403, reason: 'Forbidden', message: 'Pod strict/p: label team is missing (rule needs-team). Add the label team.' },
+    });
+  });
+
+  await t.test('v1beta1 is answered in v1beta1', async (t) => {
+    const review = makeReview(makeRequest(makePod({ namespace: 'kube-system' })), 'admission.k8s.io/v1beta1');
+    const response = admissionResponseOf(await call(`${server.url}/mutate`, { ca: server.ca, body: JSON.stringify(review) }), review);
+    t.same(response, { uid: review.request.uid, allowed: true }, 'globally excluded namespace: allowed, untouched');
+  });
+
+  await t.test('an object kind no rule handles is allowed unchanged', async (t) => {
+    const review = makeReview(makeRequest({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'strict' } }));
+    const response = admissionResponseOf(await call(`${server.url}/validate`, { ca: server.ca, body: JSON.stringify(review) }), review);
+    t.same(response, { uid: review.request.uid, allowed: true });
+  });
+
+  await t.test('bad input: 400 with a JSON error that says what is wrong', async (t) => {
+    const cases: [string, string, RegExp][] = [
+      ['malformed JSON', '{"apiVersion": ', /^request body is not valid JSON: /],
+      ['not an AdmissionReview', '{"hello": "world"}', /^not an AdmissionReview podgate can answer: \(top level\): missing required field "apiVersion"/],
+      ['missing uid', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { ...makeRequest(makePod()), uid: undefined } }), /request: missing required field "uid"/],
+      ['wrong types', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { ...makeRequest(makePod()), operation: 7 } }), /request\.operation: 7 is not one of/],
+      ['an array', '[]', /\(top level\): must be object, found array/],
+      ['proto keys', '{"__proto__": {"allowed": true}, "apiVersion": "admission.k8s.io/v1"}', /missing required field/],
+    ];
+    for (const [name, body, error] of cases) {
+      const res = await call(`${server.url}/validate`, { ca: server.ca, body });
+      t.equal(res.status, 400, name);
+      t.match((res.body as { error: string }).error, error, name);
+    }
+  });
+
+  await t.test('a body without content-type JSON (curl -d) is still read as JSON', async (t) => {
+    const review = makeReview(makeRequest(makePod({ namespace: 'airflow', labels: { owner: 'x' } })));
+    const res = await call(`${server.url}/validate`, { ca: server.ca, body: JSON.stringify(review), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    t.equal(admissionResponseOf(res, review).allowed, true);
+  });
+
+  await t.test('an UPDATE carrying two 1.5 MB objects is admitted; a body over the limit is 413', async (t) => {
+    const big = (name: string) => makePod({ name, namespace: 'airflow', labels: { owner: 'x' }, spec: { containers: [{ name: 'c', image: 'i', env: [{ name: 'BLOB', value: 'x'.repeat(1_500_000) }] }] } });
+    const review = makeReview(makeRequest(big('large'), { operation: 'UPDATE', oldObject: big('large') }));
+    const body = JSON.stringify(review);
+    t.ok(body.length > 3_000_000);
+    t.equal(admissionResponseOf(await call(`${server.url}/validate`, { ca: server.ca, body }), review).allowed, true);
+    const huge = await call(`${server.url}/validate`, { ca: server.ca, body: `{"pad":"${'x'.repeat(9 * 1024 * 1024)}"}` });
+    t.equal(huge.status, 413);
+    t.same(huge.body, { error: `request body exceeds ${8 * 1024 * 1024} bytes` });
+  });
+
+  await t.test('health, readiness and unknown routes', async (t) => {
+    t.same((await call(`${server.url}/healthz`, { ca: server.ca })).body, { status: 'ok' });
+    const ready = await call(`${server.url}/readyz`, { ca: server.ca });
+    t.equal(ready.status, 200);
+    t.same(ready.body, { ready: true, checks: { policy: { ok: true, detail: 'test policy' } } });
+    const missing = await call(`${server.url}/nope`, { ca: server.ca });
+    t.equal(missing.status, 404);
+    t.match((missing.body as { error: string }).error, /podgate serves POST \/mutate, POST \/validate/);
+  });
+
+  await t.test('no policy loaded: 503 on review, not ready', async (t) => {
+    server.setPolicy(undefined);
+    t.teardown(() => server.setPolicy(policy));
+    const review = makeReview(makeRequest(makePod()));
+    const res = await call(`${server.url}/validate`, { ca: server.ca, body: JSON.stringify(review) });
+    t.equal(res.status, 503);
+    t.equal((await call(`${server.url}/readyz`, { ca: server.ca })).status, 503);
+  });
+
+  await t.test('keep-alive: many reviews over one connection, each answered with its own uid', async (t) => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => agent.destroy());
+    for (let i = 0; i < 20; i += 1) {
+      const review = makeReview(makeRequest(makePod({ name: `p-${i}`, namespace: 'airflow', labels: { owner: 'x' } })));
+      t.equal(admissionResponseOf(await call(`${server.url}/validate`, { ca: server.ca, body: JSON.stringify(review), agent }), review).allowed, true);
+    }
+  });
+
+  await t.test('TLS 1.1 and older are refused', async (t) => {
+    const error = await new Promise<Error | undefined>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port: Number(new URL(server.url).port), ca: server.ca, servername: 'localhost', maxVersion: 'TLSv1.1', minVersion: 'TLSv1' });
+      socket.on('secureConnect', () => {
+        socket.destroy();
+        resolve(undefined);
+      });
+      socket.on('error', resolve);
+    });
+    t.ok(error, 'handshake failed');
+  });
+});
+
+t.test('the README example: the sample policy denies the too-small api-server Deployment', async (t) => {
+  const sample = await readPolicyFile(DEFAULT_POLICY_PATH, compilePolicy);
+  if (!sample.ok) throw new Error(sample.errors.join('\n'));
+  const server = await startServer(sample.policy);
+  t.teardown(() => server.close());
+  const text = await readFile(new URL('../../examples/api-server-too-small.json', import.meta.url), 'utf8');
+  const review = JSON.parse(text) as { apiVersion: string; request: { uid: string } };
+  const response = admissionResponseOf(await call(`${server.url}/validate`, { ca: server.ca, body: text }), review);
+  t.equal(response.allowed, false);
+  t.equal(
+    response.status?.message,
+    'Deployment airflow/airflow-api-server: container "api-server" requests.cpu 500m is below the floor 1; ' +
+      'container "api-server" requests.memory 1Gi is below the floor 4Gi; container "api-server" limits.memory 1Gi is below the floor 4Gi (rule api-server-floors). ' +
+      "Airflow's API server crash-loops under tight limits; raise apiServer.resources.requests.cpu, apiServer.resources.requests.memory and apiServer.resources.limits.memory in your Helm values.",
+  );
+});
