@@ -1,5 +1,6 @@
 import { check, CHECK_HELP } from './check.ts';
 import { UsageError, type CommandIO } from './io.ts';
+import { schema, SCHEMA_HELP } from './schema.ts';
 import { serve, SERVE_HELP } from './serve.ts';
 
 const HELP = `podgate: admission webhooks for Apache Airflow on shared Kubernetes clusters
@@ -9,6 +10,7 @@ Usage: podgate <command> [options]
 Commands:
   serve    serve the webhooks over HTTPS (the default when no command is given)
   check    check policy files and print every problem with its line
+  schema   print the policy file's JSON Schema (for editors)
 
 Run podgate <command> --help for a command's options and an example.
 `;
@@ -17,6 +19,7 @@ type Command = (argv: readonly string[], io: CommandIO) => Promise<number>;
 const COMMANDS: Readonly<Record<string, { run: Command; help: string }>> = {
   serve: { run: serve, help: SERVE_HELP },
   check: { run: check, help: CHECK_HELP },
+  schema: { run: schema, help: SCHEMA_HELP },
 };
 
 export async function main(argv: readonly string[], io: CommandIO): Promise<number> {

@@ -59,7 +59,7 @@ t.test('SIGTERM: a request in flight is answered, then the process exits 0', asy
   await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
   let answer = '';
   socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')));
-  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  const closed = new Promise<void>((resolve) => socket.on('close', () => { resolve(); }));
   // Half a request: headers and part of the body. The server is now in the middle of it.
   socket.write(`POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
   socket.write(body.subarray(0, 100));
@@ -112,9 +112,9 @@ t.test('usage errors exit 2 with help', async (t) => {
   }
   const help = await runCommand(['--help'], cwd);
   t.equal(help.code, 0);
-  t.match(help.stdout, /Commands:\n  serve .*\n  check /);
+  t.match(help.stdout, /Commands:\n {2}serve .*\n {2}check /);
   const serveHelp = await runCommand(['serve', '--help'], cwd);
-  t.match(serveHelp.stdout, /Example:\n  podgate serve --config/);
+  t.match(serveHelp.stdout, /Example:\n {2}podgate serve --config/);
 });
 
 t.test('podgate check', async (t) => {

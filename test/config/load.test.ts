@@ -17,7 +17,7 @@ t.test('reload on change; an invalid, empty or missing file keeps the last good 
   const store = new PolicyStore(path);
   const { log, lines } = recordingLogger();
   const watch = await loadAndWatchPolicy({ path, store, compile: compileFakePolicy, log, pollMs: 100 });
-  t.teardown(() => watch.close());
+  t.teardown(() => { watch.close(); });
   t.same(ruleNames(store), ['first']);
   t.equal(store.status.generation, 1);
 
@@ -55,7 +55,7 @@ t.test('a mounted ConfigMap changing by an atomic ..data symlink swap', async (t
   const path = join(dir, 'podgate.yaml');
   const store = new PolicyStore(path);
   const watch = await loadAndWatchPolicy({ path, store, compile: compileFakePolicy, log: recordingLogger().log, pollMs: 60_000 });
-  t.teardown(() => watch.close());
+  t.teardown(() => { watch.close(); });
   t.same(ruleNames(store), ['v1']);
 
   // What the kubelet does: write the new version beside the old, point a temporary link at it, rename it over ..data.

@@ -1,5 +1,6 @@
-import { request, Agent } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import type { Agent } from 'node:https';
+import { request } from 'node:https';
+import { TLSSocket } from 'node:tls';
 import jsonpatch from 'fast-json-patch';
 import { pino } from 'pino';
 import { generateCertificates, type CertificateSet } from '../../src/certs/generate.ts';
@@ -43,7 +44,7 @@ export function call(
         rejectUnauthorized: true,
       },
       (res) => {
-        const peerFingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
+        const peerFingerprint = res.socket instanceof TLSSocket ? res.socket.getPeerCertificate().fingerprint256 : '';
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {

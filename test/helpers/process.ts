@@ -22,7 +22,7 @@ export function startProcess(args: readonly string[], cwd: string): Promise<Serv
   const lines: Record<string, unknown>[] = [];
   let stderr = '';
   let buffered = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => { resolve({ code, signal }); }));
   return new Promise((resolve, reject) => {
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     child.stdout.on('data', (chunk: Buffer) => {
@@ -38,7 +38,7 @@ export function startProcess(args: readonly string[], cwd: string): Promise<Serv
         }
       }
     });
-    void exited.then(({ code }) => reject(new Error(`podgate exited (${String(code)}) before listening: ${stderr}`)));
+    void exited.then(({ code }) => { reject(new Error(`podgate exited (${String(code)}) before listening: ${stderr}`)); });
   });
 }
 
@@ -50,5 +50,5 @@ export function runCommand(args: readonly string[], cwd: string, input?: string)
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   child.stdin.end(input);
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return new Promise((resolve) => child.on('close', (code) => { resolve({ code, stdout, stderr }); }));
 }

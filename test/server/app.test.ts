@@ -105,7 +105,7 @@ t.test('over HTTPS with certificate verification, as the kube-apiserver calls', 
 
   await t.test('no policy loaded: 503 on review, not ready', async (t) => {
     server.setPolicy(undefined);
-    t.teardown(() => server.setPolicy(policy));
+    t.teardown(() => { server.setPolicy(policy); });
     const review = makeReview(makeRequest(makePod()));
     const res = await call(`${server.url}/validate`, { ca: server.ca, body: JSON.stringify(review) });
     t.equal(res.status, 503);
@@ -114,7 +114,7 @@ t.test('over HTTPS with certificate verification, as the kube-apiserver calls', 
 
   await t.test('keep-alive: many reviews over one connection, each answered with its own uid', async (t) => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    t.teardown(() => agent.destroy());
+    t.teardown(() => { agent.destroy(); });
     for (let i = 0; i < 20; i += 1) {
       const review = makeReview(makeRequest(makePod({ name: `p-${i}`, namespace: 'airflow', labels: { owner: 'x' } })));
       t.equal(admissionResponseOf(await call(`${server.url}/validate`, { ca: server.ca, body: JSON.stringify(review), agent }), review).allowed, true);

@@ -26,10 +26,10 @@ t.test('the serving certificate is reloaded when its files change, without dropp
   if (!(server.app.server instanceof TlsServer)) throw new Error('not TLS');
   const { log, lines } = recordingLogger();
   const watch = watchTls({ server: server.app.server, certPath, keyPath, current, log, pollMs: 100 });
-  t.teardown(() => watch.close());
+  t.teardown(() => { watch.close(); });
 
   const kept = new Agent({ keepAlive: true, maxSockets: 1, ca: [first.caCert] });
-  t.teardown(() => kept.destroy());
+  t.teardown(() => { kept.destroy(); });
   const before = await call(`${server.url}/healthz`, { ca: first.caCert, agent: kept });
   t.equal(before.peerFingerprint, fingerprint(first.cert));
 
