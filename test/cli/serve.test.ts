@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { call } from '../helpers/https.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { runCommand, startProcess } from '../helpers/process.ts';
 import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
 import { certificateProblem } from '../../src/certs/generate.ts';
@@ -23,6 +24,7 @@ t.test('first start on the embedded defaults: certificates generated, sample pol
   const res = await call(`https://localhost:${server.port}/validate`, { ca, body });
   t.equal(res.status, 200);
   t.match(res.body, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: '6f2c4a8e-2b1d-4a3e-9a8f-0c5d7e1b2a39', allowed: false, status: { code: 403 } } });
+  await waitFor('the decision log line', () => server.lines.some((line) => line['msg'] === 'denied'));
   const decision = server.lines.find((line) => line['msg'] === 'denied');
   t.match(decision, {
     uid: '6f2c4a8e-2b1d-4a3e-9a8f-0c5d7e1b2a39',
