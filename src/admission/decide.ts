@@ -60,7 +60,7 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
         reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'pass', patched });
         break;
       case 'fail': {
-        const message = `${ref}: ${result.findings.join('; ')} (rule ${rule.name}). ${rule.message ?? result.hint}`;
+        const message = `${ref}: ${result.findings.join('; ')} (rule ${rule.name}${result.note ? `: ${result.note}` : ''}). ${rule.message ?? result.hint}`;
         reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'fail', patched, message });
         if (rule.action === 'deny') denials.push(message);
         else if (rule.action === 'warn') warnings.push(message);

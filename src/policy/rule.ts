@@ -27,6 +27,8 @@ export type RuleResult =
       readonly findings: readonly string[];
       /** What the reader should change; a rule's configured `message` replaces it. */
       readonly hint: string;
+      /** Said with the rule's name, e.g. a denylist entry's reason: `(rule quarantined-nodes: INC-1234)`. */
+      readonly note?: string;
       readonly patch: readonly PatchOp[];
     };
 
@@ -38,11 +40,12 @@ export const skip = (): RuleResult => SKIP;
 /** The object complies; `patch` (mutating rules) makes it comply. */
 export const pass = (patch: readonly PatchOp[] = []): RuleResult => (patch.length === 0 ? PASS : { status: 'pass', patch });
 /** The object breaks the rule. */
-export const fail = (findings: readonly string[], hint: string, patch: readonly PatchOp[] = []): RuleResult => ({
+export const fail = (findings: readonly string[], hint: string, options: { readonly note?: string; readonly patch?: readonly PatchOp[] } = {}): RuleResult => ({
   status: 'fail',
   findings,
   hint,
-  patch,
+  ...(options.note ? { note: options.note } : {}),
+  patch: options.patch ?? [],
 });
 
 /** What a rule is given: the request, the object as earlier rules left it, and the cluster. */
