@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import { ensureDevCertificates } from '../certs/files.ts';
 import { loadAndWatchPolicy } from '../config/load.ts';
 import { PolicyStore } from '../config/store.ts';
-import { EMPTY_CLUSTER } from '../policy/cluster.ts';
+import { connectToCluster } from '../kube/connect.ts';
+import { ClusterWatches } from '../kube/watches.ts';
 import { compilePolicy } from '../policy/registry.ts';
 import { buildApp, DEFAULT_BODY_LIMIT } from '../server/app.ts';
 import { policyCheck, readiness } from '../server/readiness.ts';
@@ -33,6 +34,10 @@ Options:
                           certificate are generated and reused (default ./certs)
   --cert-host <name>      without --tls-cert: one more DNS name or IP for the
                           generated certificate (repeatable)
+  --kubeconfig <file>     where to reach the API server for the watches rules need
+                          (default: in-cluster service account, else $KUBECONFIG,
+                          else ~/.kube/config, else offline)
+  --offline               no watches: rules that read cluster state judge by names
   --max-request-bytes <n> largest AdmissionReview accepted (default ${DEFAULT_BODY_LIMIT})
   --shutdown-timeout <s>  on SIGTERM, how long to wait for requests in flight (default 25)
   --log-format <fmt>      json or pretty (default: pretty on a terminal, else json)
@@ -52,6 +57,8 @@ interface ServeOptions {
   readonly bodyLimit: number;
   readonly shutdownTimeoutMs: number;
   readonly pretty: boolean | undefined;
+  readonly kubeconfig: string | undefined;
+  readonly offline: boolean;
 }
 
 function wholeNumber(name: string, raw: string | undefined, fallback: number, min = 1): number {
@@ -74,6 +81,8 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
       'certs-dir': { type: 'string' },
       'cert-host': { type: 'string', multiple: true },
       'max-request-bytes': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      offline: { type: 'boolean' },
       'shutdown-timeout': { type: 'string' },
       'log-format': { type: 'string' },
     },
@@ -96,6 +105,8 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
     bodyLimit: wholeNumber('max-request-bytes', values['max-request-bytes'], DEFAULT_BODY_LIMIT),
     shutdownTimeoutMs: wholeNumber('shutdown-timeout', values['shutdown-timeout'], 25) * 1000,
     pretty: format === undefined ? undefined : format === 'pretty',
+    kubeconfig: values.kubeconfig,
+    offline: values.offline ?? false,
   };
 }
 
@@ -119,11 +130,15 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
   }
   const log = createLogger(options.pretty === undefined ? {} : { pretty: options.pretty });
 
+  const connection = connectToCluster(options, env);
+  log.info({ cluster: connection.mode }, `cluster watches: ${connection.detail}`);
+  const watches = new ClusterWatches(connection, log);
   const store = new PolicyStore(options.configPath);
-  const policyWatch = await loadAndWatchPolicy({ path: options.configPath, store, compile: compilePolicy, log });
+  const policyWatch = await loadAndWatchPolicy({ path: options.configPath, store, compile: compilePolicy, log, onLoad: (policy) => { watches.ensure(policy.watches); } });
   if (store.current === undefined) {
     // Fail fast on configuration: a replica that starts without a policy would only ever answer 503.
     policyWatch.close();
+    watches.stop();
     log.flush();
     io.err(`podgate: cannot start: the policy ${options.configPath} is not valid:\n${store.status.lastError?.errors.join('\n') ?? ''}\n`);
     return 1;
@@ -134,10 +149,11 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
   const app = buildApp({
     logger: log,
     policy: () => store.current,
-    cluster: () => EMPTY_CLUSTER,
+    cluster: () => watches.state,
     readiness: () =>
       readiness({
         policy: policyCheck(store.status),
+        ...watches.checks(),
         serving: shuttingDown ? { ok: false, detail: 'shutting down' } : { ok: true, detail: 'accepting requests' },
       }),
     tls: certificate.material,
@@ -162,6 +178,7 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
       force.unref();
       policyWatch.close();
       tlsWatch.close();
+      watches.stop();
       app.close().then(
         () => {
           clearTimeout(force);

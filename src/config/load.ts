@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { validatePolicyText, type PolicyResult } from './validate.ts';
 import type { PolicyStore } from './store.ts';
-import type { CompiledPolicy } from '../policy/policy.ts';
+import type { CompiledPolicy, Policy } from '../policy/policy.ts';
 import { watchFiles } from '../lib/watch.ts';
 
 export type PolicyCompiler = (document: unknown) => CompiledPolicy;
@@ -33,6 +33,8 @@ export async function loadAndWatchPolicy(options: {
   readonly compile: PolicyCompiler;
   readonly log: Logger;
   readonly pollMs?: number;
+  /** Told of every policy put in force (to start the watches it needs). */
+  readonly onLoad?: (policy: Policy) => void;
 }): Promise<{ close(): void }> {
   const { path, store, compile, log } = options;
   const load = async (): Promise<void> => {
@@ -47,6 +49,7 @@ export async function loadAndWatchPolicy(options: {
     // The same bytes again (watch events come in bursts): nothing to do, unless a bad file came in between.
     if (result.sha256 === store.status.sha256 && store.status.lastError === undefined) return;
     store.accept(result.policy, result.sha256 ?? '', now);
+    options.onLoad?.(result.policy);
     log.info(
       { policy: path, generation: store.status.generation, rules: result.policy.rules.map((rule) => rule.name), sha256: result.sha256 },
       'policy loaded',

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { compileValidator, schemaProblems, type Problem } from '../config/ajv.ts';
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
-import type { CompiledRule, RuleKind } from './rule.ts';
+import type { CompiledRule, RuleKind, WatchName } from './rule.ts';
 
 export const POLICY_API_VERSION = 'podgate.io/v1alpha1';
 export const POLICY_KIND = 'Policy';
@@ -11,6 +11,8 @@ export interface Policy {
   /** Requests no rule sees at all (kube-system, podgate's own namespace). */
   readonly exclude: Matcher | undefined;
   readonly rules: readonly CompiledRule[];
+  /** Every watch some rule reads: the server keeps these running. */
+  readonly watches: ReadonlySet<WatchName>;
 }
 
 export type CompiledPolicy = { readonly ok: true; readonly policy: Policy } | { readonly ok: false; readonly problems: readonly Problem[] };
@@ -75,6 +77,7 @@ export function policyCompiler(registry: readonly RuleKind[]): (document: unknow
       else rules.push(compiled);
     });
     if (problems.length > 0) return { ok: false, problems };
-    return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules } };
+    const watches = new Set(rules.flatMap((rule) => rule.logic.watches ?? []));
+    return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules, watches } };
   };
 }

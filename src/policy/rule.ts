@@ -58,8 +58,13 @@ export interface RuleInput {
 
 export type Evaluate = (input: RuleInput) => RuleResult;
 
+/** Cluster state a rule reads, kept by a watch the server starts when a loaded policy needs it. */
+export type WatchName = 'nodes' | 'kpoPods';
+
 /** A rule's behaviour, built once from its configuration when the policy loads. */
 export interface RuleLogic {
+  /** The watches whose caches this rule reads (ClusterState). */
+  readonly watches?: readonly WatchName[];
   /** Group/kinds it judges: `Pod`, `apps/Deployment` (see workload.ts). */
   readonly kinds: readonly string[];
   /** Operations it judges; CREATE and UPDATE unless it says otherwise. */

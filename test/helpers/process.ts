@@ -3,6 +3,13 @@ import { fileURLToPath } from 'node:url';
 
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
+/** The test's environment without anything that would point podgate at a real cluster or policy. */
+function isolatedEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PODGATE_CONFIG: '', KUBECONFIG: '/nonexistent/kubeconfig' };
+  delete env['KUBERNETES_SERVICE_HOST'];
+  return env;
+}
+
 export interface ServerProcess {
   readonly child: ChildProcess;
   readonly port: number;
@@ -16,7 +23,7 @@ export interface ServerProcess {
 export function startProcess(args: readonly string[], cwd: string): Promise<ServerProcess> {
   const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', ...args], {
     cwd,
-    env: { ...process.env, PODGATE_CONFIG: '' },
+    env: isolatedEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Record<string, unknown>[] = [];
@@ -44,7 +51,7 @@ export function startProcess(args: readonly string[], cwd: string): Promise<Serv
 
 /** Runs a podgate command to completion and returns its exit code and output. */
 export function runCommand(args: readonly string[], cwd: string, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: { ...process.env, PODGATE_CONFIG: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: isolatedEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

@@ -300,6 +300,7 @@ export const nodeDenylist = defineRuleKind({
     if (problems.length > 0) return { problems };
     return {
       kinds: WORKLOAD_KINDS,
+      watches: ['nodes'],
       validate: (input) => validate(config, denylist, input),
       ...(config.steer ? { mutate: (input: RuleInput) => mutate(config, denylist, input) } : {}),
     };

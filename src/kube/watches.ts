@@ -1,0 +1,85 @@
+import type { Logger } from 'pino';
+import { stringMapAt } from '../admission/json.ts';
+import { NO_NODES, type ClusterState, type NodeInfo, type NodeView } from '../policy/cluster.ts';
+import type { WatchName } from '../policy/rule.ts';
+import type { Check } from '../server/readiness.ts';
+import type { KubeConnection } from './connect.ts';
+import { MetadataReflector, type ReflectorStatus } from './reflector.ts';
+import { stringAt } from '../admission/json.ts';
+
+/** The slim form of a node the cache keeps: its name and labels, nothing else. */
+export function slimNode(metadata: unknown): NodeInfo | undefined {
+  const name = stringAt(metadata, 'name');
+  return name === undefined ? undefined : { name, labels: stringMapAt(metadata, 'labels') };
+}
+
+function nodeView(reflector: MetadataReflector<NodeInfo>): NodeView {
+  return {
+    get synced() {
+      return reflector.status.synced;
+    },
+    all: () => reflector.store.values(),
+    byName: (name) => reflector.store.get(name),
+  };
+}
+
+/**
+ * The watches the loaded policy needs, started on demand (a reload that adds a
+ * nodeDenylist rule starts the node watch) and kept for the process's life.
+ */
+export class ClusterWatches {
+  readonly #connection: KubeConnection;
+  readonly #log: Logger;
+  #nodes: MetadataReflector<NodeInfo> | undefined;
+  #needed = new Set<WatchName>();
+  #state: ClusterState = { nodes: NO_NODES };
+
+  constructor(connection: KubeConnection, log: Logger) {
+    this.#connection = connection;
+    this.#log = log;
+  }
+
+  get state(): ClusterState {
+    return this.#state;
+  }
+
+  /** Starts whatever `watches` holds that is not running yet. */
+  ensure(watches: ReadonlySet<WatchName>): void {
+    for (const watch of watches) this.#needed.add(watch);
+    if (this.#connection.mode === 'offline') return;
+    if (watches.has('nodes') && this.#nodes === undefined) {
+      this.#nodes = new MetadataReflector({ name: 'nodes', kubeConfig: this.#connection.kubeConfig, path: '/api/v1/nodes', slim: slimNode, log: this.#log });
+      void this.#nodes.start();
+      this.#state = { ...this.#state, nodes: nodeView(this.#nodes) };
+    }
+  }
+
+  /** One readiness check per needed watch: ready once it has listed; offline is ready and says what that means. */
+  checks(): Record<string, Check> {
+    const checks: Record<string, Check> = {};
+    for (const watch of this.#needed) {
+      if (this.#connection.mode === 'offline') {
+        checks[`watch:${watch}`] = { ok: true, detail: `${this.#connection.detail}; rules judge by the names in the request alone` };
+        continue;
+      }
+      const status = watch === 'nodes' ? this.#nodes?.status : undefined;
+      checks[`watch:${watch}`] = describe(status);
+    }
+    return checks;
+  }
+
+  statuses(): Partial<Record<WatchName, ReflectorStatus>> {
+    return this.#nodes ? { nodes: this.#nodes.status } : {};
+  }
+
+  stop(): void {
+    this.#nodes?.stop();
+  }
+}
+
+function describe(status: ReflectorStatus | undefined): Check {
+  if (status === undefined) return { ok: false, detail: 'not started' };
+  if (!status.synced) return { ok: false, detail: `not synced yet${status.lastError ? ` (${status.lastError})` : ''}; judging by names alone` };
+  const live = status.connected ? 'watching' : `reconnecting${status.lastError ? ` (${status.lastError})` : ''}, serving the last known state`;
+  return { ok: true, detail: `${status.objects} objects, ${live}` };
+}

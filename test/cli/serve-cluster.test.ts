@@ -1,0 +1,65 @@
+import t from 'tap';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { call } from '../helpers/https.ts';
+import { startProcess } from '../helpers/process.ts';
+import { FakeApiServer } from '../helpers/fake-apiserver.ts';
+import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const NODES = '/api/v1/nodes';
+const node = (name: string, labels: Record<string, string> = {}) => ({ metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } } });
+
+t.test('the node watch: readiness follows it, and a node relabelled into the denylist takes effect without a restart', async (t) => {
+  const api = new FakeApiServer();
+  const server = await api.start();
+  t.teardown(() => api.close());
+  api.add(NODES, node('gke-pool-1-good-a1b2'));
+  api.add(NODES, node('gke-pool-1-flaky-7x2k'));
+  api.down = true; // not reachable at first: podgate starts, but is not ready
+
+  const cwd = t.testdir();
+  await writeFile(
+    join(cwd, 'kubeconfig'),
+    `apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: ${server}\n    insecure-skip-tls-verify: true\nusers:\n- name: podgate\n  user:\n    token: test-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: podgate\ncurrent-context: fake\n`,
+  );
+  const podgate = await startProcess(['--kubeconfig', 'kubeconfig'], cwd);
+  t.teardown(() => podgate.child.kill('SIGTERM'));
+  const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
+  const url = `https://localhost:${podgate.port}`;
+
+  const notReady = await call(`${url}/readyz`, { ca });
+  t.equal(notReady.status, 503);
+  t.match(notReady.body, { ready: false, checks: { policy: { ok: true }, 'watch:nodes': { ok: false, detail: /^not synced yet.*judging by names alone$/ } } });
+
+  api.down = false;
+  await waitFor('ready', async () => (await call(`${url}/readyz`, { ca })).status === 200, 15_000).catch((error: unknown) => {
+    console.error(JSON.stringify(podgate.lines.slice(-5)));
+    throw error;
+  });
+  t.match((await call(`${url}/readyz`, { ca })).body, { checks: { 'watch:nodes': { ok: true, detail: '2 objects, watching' } } });
+
+  const pinned = () => makeReview(makeRequest(makePod({ name: 'export-4devg7t1', namespace: 'airflow-jobs', spec: { nodeName: 'gke-pool-1-flaky-7x2k' } })));
+  const verdict = async () => {
+    const review = pinned();
+    return ((await call(`${url}/validate`, { ca, body: JSON.stringify(review) })).body as { response: { allowed: boolean; status?: { message: string } } }).response;
+  };
+  t.equal((await verdict()).allowed, true, 'not quarantined yet');
+
+  api.modify(NODES, node('gke-pool-1-flaky-7x2k', { 'podgate.io/quarantine': 'true' }));
+  await waitFor('the relabel to take effect', async () => !(await verdict()).allowed, 10_000);
+  t.equal(
+    (await verdict()).status?.message,
+    'Pod airflow-jobs/export-4devg7t1: spec.nodeName "gke-pool-1-flaky-7x2k" is on the node denylist (rule quarantined-nodes: quarantined by the platform team (kubectl get node --show-labels)). Remove the node pin or choose another node.',
+  );
+
+  // The API goes away: admission keeps answering from the last known state, and the watch comes back by itself.
+  api.down = true;
+  api.dropWatches();
+  t.equal((await verdict()).allowed, false, 'still judged from the cache while the API is down');
+  await waitFor('the reconnect to be reported', async () => /reconnecting/.test(JSON.stringify((await call(`${url}/readyz`, { ca })).body)), 10_000);
+  t.equal((await call(`${url}/readyz`, { ca })).status, 200, 'still ready: the cache is still good');
+  api.down = false;
+  api.modify(NODES, node('gke-pool-1-flaky-7x2k'));
+  await waitFor('the watch to recover and see the node released', async () => (await verdict()).allowed, 20_000);
+});

@@ -1,0 +1,154 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+
+type Obj = { metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string; [key: string]: unknown }; [key: string]: unknown };
+interface Event {
+  readonly rv: number;
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  readonly object: Obj;
+}
+
+function selectorMatches(selector: string | null, labels: Record<string, string> = {}): boolean {
+  if (!selector) return true;
+  return selector.split(',').every((part) => {
+    if (part.startsWith('!')) return !(part.slice(1) in labels);
+    const notEqual = part.split('!=');
+    if (notEqual.length === 2) return labels[notEqual[0] ?? ''] !== notEqual[1];
+    const [key = '', value] = part.split('=');
+    return value === undefined ? key in labels : labels[key] === value;
+  });
+}
+
+/**
+ * A local server that speaks the Kubernetes list/watch protocol for a few
+ * collections: paginated lists with resourceVersion, watches from a
+ * resourceVersion with ADDED/MODIFIED/DELETED/BOOKMARK events, 410 Gone for a
+ * version that is too old, and knobs to drop connections or refuse service.
+ */
+export class FakeApiServer {
+  readonly requests: { path: string; query: URLSearchParams; accept: string | undefined }[] = [];
+  #server: Server = createServer((req, res) => { this.#handle(req, res); });
+  #sockets = new Set<Socket>();
+  #collections = new Map<string, Map<string, Obj>>();
+  #history = new Map<string, Event[]>();
+  #watchers = new Map<string, Set<{ res: ServerResponse; selector: string | null }>>();
+  #rv = 100;
+  #oldestWatchable = 0;
+  down = false;
+
+  async start(): Promise<string> {
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    const address = this.#server.address();
+    return `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  }
+
+  async kubeConfig(): Promise<KubeConfig> {
+    const server = await this.start();
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'fake', server, skipTLSVerify: true }],
+      users: [{ name: 'podgate', token: 'test-token' }],
+      contexts: [{ name: 'fake', cluster: 'fake', user: 'podgate' }],
+      currentContext: 'fake',
+    });
+    return kc;
+  }
+
+  close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    return new Promise((resolve) => this.#server.close(() => { resolve(); }));
+  }
+
+  #collection(path: string): Map<string, Obj> {
+    let collection = this.#collections.get(path);
+    if (!collection) {
+      collection = new Map();
+      this.#collections.set(path, collection);
+      this.#history.set(path, []);
+      this.#watchers.set(path, new Set());
+    }
+    return collection;
+  }
+
+  #emit(path: string, type: Event['type'], object: Obj): void {
+    this.#rv += 1;
+    const stamped: Obj = { ...object, metadata: { ...object.metadata, resourceVersion: String(this.#rv) } };
+    const collection = this.#collection(path);
+    const key = `${stamped.metadata.namespace ?? ''}/${stamped.metadata.name}`;
+    if (type === 'DELETED') collection.delete(key);
+    else collection.set(key, stamped);
+    const event = { rv: this.#rv, type, object: stamped };
+    this.#history.get(path)?.push(event);
+    for (const watcher of this.#watchers.get(path) ?? []) {
+      if (selectorMatches(watcher.selector, stamped.metadata.labels)) watcher.res.write(`${JSON.stringify({ type, object: { metadata: stamped.metadata } })}\n`);
+    }
+  }
+
+  add(path: string, object: Obj): void {
+    this.#emit(path, 'ADDED', object);
+  }
+  modify(path: string, object: Obj): void {
+    this.#emit(path, 'MODIFIED', object);
+  }
+  remove(path: string, object: Obj): void {
+    this.#emit(path, 'DELETED', object);
+  }
+  /** Events older than now can no longer be watched from: the next watch from an old version gets 410 Gone. */
+  compact(): void {
+    this.#oldestWatchable = this.#rv;
+  }
+  /** Ends every open watch (as a load balancer or an API server restart would). */
+  dropWatches(): void {
+    for (const set of this.#watchers.values()) for (const watcher of set) watcher.res.socket?.destroy();
+  }
+  /** Sends a watch ERROR event with 410 Gone on every open watch. */
+  expireWatches(): void {
+    for (const set of this.#watchers.values()) {
+      for (const watcher of set) watcher.res.write(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 410, reason: 'Expired', message: 'too old resource version' } })}\n`);
+    }
+  }
+  openWatches(): number {
+    let count = 0;
+    for (const set of this.#watchers.values()) count += set.size;
+    return count;
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    this.requests.push({ path: url.pathname, query: url.searchParams, accept: req.headers.accept });
+    if (req.headers.authorization !== 'Bearer test-token') { this.#status(res, 401, 'Unauthorized'); return; }
+    if (this.down) { this.#status(res, 503, 'ServiceUnavailable'); return; }
+    const collection = this.#collection(url.pathname);
+    const selector = url.searchParams.get('labelSelector');
+    if (url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true') {
+      const from = Number(url.searchParams.get('resourceVersion') ?? '0');
+      if (from < this.#oldestWatchable) { this.#status(res, 410, 'Expired', 'too old resource version'); return; }
+      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      for (const event of this.#history.get(url.pathname) ?? []) {
+        if (event.rv > from && selectorMatches(selector, event.object.metadata.labels)) res.write(`${JSON.stringify({ type: event.type, object: { metadata: event.object.metadata } })}\n`);
+      }
+      res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: String(this.#rv) } } })}\n`);
+      const watcher = { res, selector };
+      this.#watchers.get(url.pathname)?.add(watcher);
+      res.on('close', () => this.#watchers.get(url.pathname)?.delete(watcher));
+      return;
+    }
+    const items = [...collection.values()].filter((object) => selectorMatches(selector, object.metadata.labels)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const limit = Number(url.searchParams.get('limit') ?? '0') || items.length;
+    const start = Number(url.searchParams.get('continue') ?? '0');
+    const page = items.slice(start, start + limit);
+    const next = start + limit < items.length ? String(start + limit) : undefined;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ kind: 'PartialObjectMetadataList', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(this.#rv), ...(next ? { continue: next } : {}) }, items: page.map((o) => ({ metadata: o.metadata })) }));
+  }
+
+  #status(res: ServerResponse, code: number, reason: string, message = reason): void {
+    res.writeHead(code, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message }));
+  }
+}

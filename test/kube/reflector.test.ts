@@ -1,0 +1,82 @@
+import t from 'tap';
+import { pino } from 'pino';
+import { MetadataReflector } from '../../src/kube/reflector.ts';
+import { FakeApiServer } from '../helpers/fake-apiserver.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const NODES = '/api/v1/nodes';
+const node = (name: string, labels: Record<string, string> = {}) => ({ metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } } });
+const slimLabels = (metadata: unknown) => {
+  const labels = (metadata as { labels?: Record<string, string> }).labels ?? {};
+  return labels['podgate.io/quarantine'] ?? 'no';
+};
+
+t.test('list, then watch: add, modify, delete; metadata only; pages', async (t) => {
+  const api = new FakeApiServer();
+  const kubeConfig = await api.kubeConfig();
+  t.teardown(() => api.close());
+  for (let i = 0; i < 7; i += 1) api.add(NODES, node(`n${i}`));
+  const reflector = new MetadataReflector({ name: 'nodes', kubeConfig, path: NODES, slim: slimLabels, log: pino({ level: 'silent' }), pageSize: 3, backoff: { initialMs: 20, maxMs: 100 } });
+  t.teardown(() => { reflector.stop(); });
+  await reflector.start();
+  t.equal(reflector.store.size, 7, 'all pages listed');
+  t.equal(reflector.status.synced, true);
+  const lists = api.requests.filter((r) => r.path === NODES && !r.query.has('watch'));
+  t.same(lists.map((r) => r.query.get('continue')), [null, '3', '6'], 'three pages of three');
+  t.match(lists[0]?.accept, /^application\/json;as=PartialObjectMetadataList;g=meta\.k8s\.io;v=v1/);
+
+  await waitFor('the watch to open', () => api.openWatches() === 1);
+  api.add(NODES, node('n7'));
+  api.modify(NODES, node('n1', { 'podgate.io/quarantine': 'true' }));
+  api.remove(NODES, node('n0'));
+  await waitFor('the events', () => reflector.store.get('n1') === 'true' && reflector.store.has('n7') && !reflector.store.has('n0'));
+  const watch = api.requests.find((r) => r.query.get('watch') === '1');
+  t.equal(watch?.query.get('allowWatchBookmarks'), 'true');
+  t.match(watch?.accept, /as=PartialObjectMetadata;/);
+});
+
+t.test('a dropped connection resumes from the last version; 410 Gone re-lists', async (t) => {
+  const api = new FakeApiServer();
+  const kubeConfig = await api.kubeConfig();
+  t.teardown(() => api.close());
+  api.add(NODES, node('a'));
+  const reflector = new MetadataReflector({ name: 'nodes', kubeConfig, path: NODES, slim: slimLabels, log: pino({ level: 'silent' }), backoff: { initialMs: 20, maxMs: 100 } });
+  t.teardown(() => { reflector.stop(); });
+  await reflector.start();
+  await waitFor('the watch', () => api.openWatches() === 1);
+
+  api.dropWatches();
+  await waitFor('the watch to reopen', () => api.requests.filter((r) => r.query.get('watch') === '1').length === 2 && api.openWatches() === 1);
+  api.add(NODES, node('b'));
+  await waitFor('b', () => reflector.store.has('b'));
+  t.equal(reflector.status.relists, 1, 'resumed without a re-list');
+
+  // Changes the watch never saw, then history compacted: the version is too old, the server says 410.
+  api.dropWatches();
+  api.down = true;
+  api.remove(NODES, node('a'));
+  api.add(NODES, node('c', { 'podgate.io/quarantine': 'true' }));
+  api.compact();
+  await waitFor('a failed attempt', () => reflector.status.lastError !== undefined);
+  t.equal(reflector.store.has('a'), true, 'the last known state stays while the API is down');
+  api.down = false;
+  await waitFor('the re-list', () => reflector.status.relists === 2, 5_000);
+  t.same([...reflector.store.keys()].sort(), ['b', 'c']);
+  t.equal(reflector.store.get('c'), 'true');
+
+  api.expireWatches();
+  await waitFor('a re-list on a 410 ERROR event', () => reflector.status.relists === 3, 5_000);
+});
+
+t.test('a label-selected watch keeps only matching objects', async (t) => {
+  const api = new FakeApiServer();
+  const kubeConfig = await api.kubeConfig();
+  t.teardown(() => api.close());
+  api.add('/api/v1/pods', { metadata: { name: 'kpo', namespace: 'airflow', labels: { kubernetes_pod_operator: 'True' } } });
+  api.add('/api/v1/pods', { metadata: { name: 'web', namespace: 'airflow', labels: { component: 'webserver' } } });
+  const reflector = new MetadataReflector({ name: 'pods', kubeConfig, path: '/api/v1/pods', labelSelector: 'kubernetes_pod_operator=True', slim: () => true, log: pino({ level: 'silent' }) });
+  t.teardown(() => { reflector.stop(); });
+  await reflector.start();
+  t.same([...reflector.store.keys()], ['airflow/kpo']);
+  t.equal(api.requests[0]?.query.get('labelSelector'), 'kubernetes_pod_operator=True');
+});
