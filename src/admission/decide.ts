@@ -61,9 +61,10 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
         break;
       case 'fail': {
         const message = `${ref}: ${result.findings.join('; ')} (rule ${rule.name}${result.note ? `: ${result.note}` : ''}). ${rule.message ?? result.hint}`;
-        reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'fail', patched, message });
-        if (rule.action === 'deny') denials.push(message);
-        else if (rule.action === 'warn') warnings.push(message);
+        const action = result.action ?? rule.action;
+        reports.push({ rule: rule.name, kind: rule.kind, action, status: 'fail', patched, message });
+        if (action === 'deny') denials.push(message);
+        else if (action === 'warn') warnings.push(message);
         break;
       }
       default:

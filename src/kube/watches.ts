@@ -1,11 +1,27 @@
 import type { Logger } from 'pino';
 import { stringMapAt } from '../admission/json.ts';
-import { NO_NODES, type ClusterState, type NodeInfo, type NodeView } from '../policy/cluster.ts';
+import { EMPTY_CLUSTER, type ClusterState, type KpoPod, type NodeInfo, type NodeView } from '../policy/cluster.ts';
+import { KpoPodIndex } from '../policy/kpoIndex.ts';
 import type { WatchName } from '../policy/rule.ts';
 import type { Check } from '../server/readiness.ts';
 import type { KubeConnection } from './connect.ts';
 import { MetadataReflector, type ReflectorStatus } from './reflector.ts';
 import { stringAt } from '../admission/json.ts';
+
+/** Labels of KPO pods that no lookup selects on: not worth their memory across 50,000 pods. */
+const UNUSED_KPO_LABELS = new Set(['try_number', 'airflow_version', 'airflow_kpo_in_cluster']);
+
+/** The slim form of a KPO pod the index keeps: namespace, name and the labels a lookup can select on. */
+export function slimKpoPod(metadata: unknown): KpoPod | undefined {
+  const name = stringAt(metadata, 'name');
+  const namespace = stringAt(metadata, 'namespace');
+  if (name === undefined || namespace === undefined) return undefined;
+  const labels = new Map([...stringMapAt(metadata, 'labels')].filter(([key]) => !UNUSED_KPO_LABELS.has(key)));
+  return { name, namespace, labels };
+}
+
+/** Server-side selection of the pods worth indexing: KubernetesPodOperator's own label. */
+export const KPO_WATCH_SELECTOR = 'kubernetes_pod_operator=True';
 
 /** The slim form of a node the cache keeps: its name and labels, nothing else. */
 export function slimNode(metadata: unknown): NodeInfo | undefined {
@@ -31,8 +47,9 @@ export class ClusterWatches {
   readonly #connection: KubeConnection;
   readonly #log: Logger;
   #nodes: MetadataReflector<NodeInfo> | undefined;
+  #kpoPods: MetadataReflector<KpoPod> | undefined;
   #needed = new Set<WatchName>();
-  #state: ClusterState = { nodes: NO_NODES };
+  #state: ClusterState = EMPTY_CLUSTER;
 
   constructor(connection: KubeConnection, log: Logger) {
     this.#connection = connection;
@@ -52,6 +69,24 @@ export class ClusterWatches {
       void this.#nodes.start();
       this.#state = { ...this.#state, nodes: nodeView(this.#nodes) };
     }
+    if (watches.has('kpoPods') && this.#kpoPods === undefined) {
+      const index = new KpoPodIndex(() => reflector.status.synced);
+      const reflector: MetadataReflector<KpoPod> = new MetadataReflector({
+        name: 'kpoPods',
+        kubeConfig: this.#connection.kubeConfig,
+        path: '/api/v1/pods',
+        labelSelector: KPO_WATCH_SELECTOR,
+        slim: slimKpoPod,
+        log: this.#log,
+        onChange: ({ key, current }) => {
+          if (current === undefined) index.delete(key);
+          else index.upsert(key, current);
+        },
+      });
+      this.#kpoPods = reflector;
+      void reflector.start();
+      this.#state = { ...this.#state, kpoPods: index };
+    }
   }
 
   /** One readiness check per needed watch: ready once it has listed; offline is ready and says what that means. */
@@ -62,18 +97,19 @@ export class ClusterWatches {
         checks[`watch:${watch}`] = { ok: true, detail: `${this.#connection.detail}; rules judge by the names in the request alone` };
         continue;
       }
-      const status = watch === 'nodes' ? this.#nodes?.status : undefined;
+      const status = watch === 'nodes' ? this.#nodes?.status : this.#kpoPods?.status;
       checks[`watch:${watch}`] = describe(status);
     }
     return checks;
   }
 
   statuses(): Partial<Record<WatchName, ReflectorStatus>> {
-    return this.#nodes ? { nodes: this.#nodes.status } : {};
+    return { ...(this.#nodes ? { nodes: this.#nodes.status } : {}), ...(this.#kpoPods ? { kpoPods: this.#kpoPods.status } : {}) };
   }
 
   stop(): void {
     this.#nodes?.stop();
+    this.#kpoPods?.stop();
   }
 }
 

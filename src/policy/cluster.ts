@@ -15,13 +15,29 @@ export interface NodeView {
   readonly byName: (name: string) => NodeInfo | undefined;
 }
 
+/** A live KubernetesPodOperator pod, as the pod watch keeps it (metadata only). */
+export interface KpoPod {
+  readonly namespace: string;
+  readonly name: string;
+  readonly labels: ReadonlyMap<string, string>;
+}
+
+export interface KpoPodView {
+  /** False until the pod watch has listed once. */
+  readonly synced: boolean;
+  /** Live KPO pods of one task instance (see kpoIdentity): the only ones a KPO lookup can match. */
+  readonly withIdentity: (identity: string) => Iterable<KpoPod>;
+}
+
 export interface ClusterState {
   readonly nodes: NodeView;
+  readonly kpoPods: KpoPodView;
 }
 
 export const NO_NODES: NodeView = { synced: false, all: () => [], byName: () => undefined };
+export const NO_KPO_PODS: KpoPodView = { synced: false, withIdentity: () => [] };
 
-export const EMPTY_CLUSTER: ClusterState = { nodes: NO_NODES };
+export const EMPTY_CLUSTER: ClusterState = { nodes: NO_NODES, kpoPods: NO_KPO_PODS };
 
 /** A cluster state over fixed nodes: for tests and the offline CLI. */
 export function staticNodes(nodes: readonly NodeInfo[]): NodeView {

@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import { compileValidator, schemaProblems, type Problem } from '../config/ajv.ts';
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
-import type { CompiledRule, RuleKind, WatchName } from './rule.ts';
+import type { CompiledRule, PolicyContext, RuleKind, WatchName } from './rule.ts';
+import { AirflowSchema, compileAirflow } from './airflow.ts';
 
 export const POLICY_API_VERSION = 'podgate.io/v1alpha1';
 export const POLICY_KIND = 'Policy';
@@ -29,6 +30,7 @@ function envelopeSchema() {
       apiVersion: Type.Literal(POLICY_API_VERSION),
       kind: Type.Literal(POLICY_KIND),
       exclude: Type.Optional(MatchSchema),
+      airflow: Type.Optional(AirflowSchema),
       rules: Type.Array(
         Type.Object({ name: Type.String(), kind: Type.String() }, { additionalProperties: true }),
       ),
@@ -48,6 +50,7 @@ export function policySchema(registry: readonly RuleKind[]) {
       apiVersion: Type.Literal(POLICY_API_VERSION),
       kind: Type.Literal(POLICY_KIND),
       exclude: Type.Optional({ ...MatchSchema, description: 'Requests no rule sees, e.g. kube-system and podgate’s own namespace.' }),
+      airflow: Type.Optional(AirflowSchema),
       rules: Type.Array(Type.Union(registry.map((kind) => kind.schema))),
     },
     { additionalProperties: false, title: 'podgate policy' },
@@ -62,6 +65,9 @@ export function policyCompiler(registry: readonly RuleKind[]): (document: unknow
   return (document) => {
     if (!checkEnvelope(document)) return { ok: false, problems: schemaProblems(checkEnvelope.errors, document) };
     const problems: Problem[] = document.exclude ? matchProblems(document.exclude).map((p) => ({ ...p, path: ['exclude', ...p.path] })) : [];
+    const airflow = document.airflow ? compileAirflow(document.airflow) : undefined;
+    if (airflow && 'problems' in airflow) problems.push(...airflow.problems.map((p) => ({ ...p, path: ['airflow', ...p.path] })));
+    const context: PolicyContext = { airflow: airflow && 'airflow' in airflow ? airflow.airflow : undefined };
     const rules: CompiledRule[] = [];
     const names = new Set<string>();
     document.rules.forEach((config, index) => {
@@ -72,7 +78,7 @@ export function policyCompiler(registry: readonly RuleKind[]): (document: unknow
         problems.push({ path: ['rules', index, 'kind'], message: `unknown rule kind "${config.kind}"; podgate knows: ${known}` });
         return;
       }
-      const compiled = kind.compile(config);
+      const compiled = kind.compile(config, context);
       if ('problems' in compiled) problems.push(...compiled.problems.map((p) => ({ ...p, path: ['rules', index, ...p.path] })));
       else rules.push(compiled);
     });

@@ -4,6 +4,7 @@ import { compileValidator, schemaProblems, StringEnum, type DocPath, type Proble
 import type { AdmissionRequest, Operation } from '../admission/review.ts';
 import type { PatchOp } from '../admission/patch.ts';
 import type { ClusterState } from './cluster.ts';
+import type { Airflow } from './airflow.ts';
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
 
 export type Phase = 'mutate' | 'validate';
@@ -29,6 +30,11 @@ export type RuleResult =
       readonly hint: string;
       /** Said with the rule's name, e.g. a denylist entry's reason: `(rule quarantined-nodes: INC-1234)`. */
       readonly note?: string;
+      /**
+       * For a rule kind with several checks whose severities its own parameters set
+       * (kpoEnvironment's scopedLookups): replaces the rule's `action` for this finding.
+       */
+      readonly action?: Action;
       readonly patch: readonly PatchOp[];
     };
 
@@ -40,11 +46,16 @@ export const skip = (): RuleResult => SKIP;
 /** The object complies; `patch` (mutating rules) makes it comply. */
 export const pass = (patch: readonly PatchOp[] = []): RuleResult => (patch.length === 0 ? PASS : { status: 'pass', patch });
 /** The object breaks the rule. */
-export const fail = (findings: readonly string[], hint: string, options: { readonly note?: string; readonly patch?: readonly PatchOp[] } = {}): RuleResult => ({
+export const fail = (
+  findings: readonly string[],
+  hint: string,
+  options: { readonly note?: string | undefined; readonly patch?: readonly PatchOp[]; readonly action?: Action } = {},
+): RuleResult => ({
   status: 'fail',
   findings,
   hint,
   ...(options.note ? { note: options.note } : {}),
+  ...(options.action ? { action: options.action } : {}),
   patch: options.patch ?? [],
 });
 
@@ -121,7 +132,13 @@ export interface RuleKind {
   /** The complete schema of one rule of this kind (common fields included). */
   readonly schema: TObject;
   /** Checks one rule's configuration and builds it; problems have paths relative to the rule. */
-  compile(config: unknown): CompiledRule | { readonly problems: readonly Problem[] };
+  compile(config: unknown, context: PolicyContext): CompiledRule | { readonly problems: readonly Problem[] };
+}
+
+/** What the policy declares outside its rules, for the rule kinds that read it. */
+export interface PolicyContext {
+  /** The Airflow installations sharing the cluster (the policy's `airflow` section), if declared. */
+  readonly airflow: Airflow | undefined;
 }
 
 export interface RuleKindDefinition<S extends TObject> {
@@ -129,7 +146,7 @@ export interface RuleKindDefinition<S extends TObject> {
   /** Made with ruleSchema(); the one source of the YAML's validation and of `build`'s argument type. */
   readonly schema: S;
   /** Semantic checks the schema cannot express, then the logic; problems are relative to the rule. */
-  readonly build: (config: Static<S>) => RuleLogic | { readonly problems: readonly Problem[] };
+  readonly build: (config: Static<S>, context: PolicyContext) => RuleLogic | { readonly problems: readonly Problem[] };
 }
 
 /** Turns a rule kind's schema and logic into a registry entry. */
@@ -139,12 +156,12 @@ export function defineRuleKind<S extends TObject>(definition: RuleKindDefinition
     kind: definition.kind,
     description: definition.schema.description ?? definition.kind,
     schema: definition.schema,
-    compile(config) {
+    compile(config, context) {
       validator ??= compileValidator(definition.schema);
       if (!validator(config)) return { problems: schemaProblems(validator.errors, config) };
       if (!isCommonRule(config)) return { problems: schemaProblems(isCommonRule.errors, config) }; // implied by the kind's schema
       const problems = [...prefixed(['match'], config.match), ...prefixed(['exclude'], config.exclude)];
-      const logic = definition.build(config);
+      const logic = definition.build(config, context);
       if ('problems' in logic) return { problems: [...problems, ...logic.problems] };
       if (problems.length > 0) return { problems };
       return compiledRule(config, logic);

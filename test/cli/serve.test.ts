@@ -125,7 +125,7 @@ t.test('podgate check', async (t) => {
     'bad.yaml': 'apiVersion: podgate.io/v1alpha1\nkind: Policy\nrules:\n  - name: x\n    kind: resourceFloors\n    requests:\n      memory: 4 Gi\n',
   });
   const good = await runCommand(['check', 'good.yaml'], cwd);
-  t.same(good, { code: 0, stdout: 'good.yaml: valid, 3 rule(s): api-server-floors, webserver-floors, quarantined-nodes\n', stderr: '' });
+  t.same(good, { code: 0, stdout: 'good.yaml: valid, 6 rule(s): api-server-floors, webserver-floors, quarantined-nodes, environment-labels, kpo-collisions, kpo-ownership\n', stderr: '' });
   const bad = await runCommand(['check', 'good.yaml', 'bad.yaml'], cwd);
   t.equal(bad.code, 1);
   t.equal(bad.stderr, 'bad.yaml:7:15 rules[0].requests.memory: "4 Gi" is not a Kubernetes quantity (examples: 500m, 2, 4Gi, 1.5G)\n');

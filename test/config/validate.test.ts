@@ -54,7 +54,7 @@ t.test('every problem, one line each, file:line:column path: message, in file or
       'podgate.yaml:11:11 rules[1].name: must match pattern "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"',
       'podgate.yaml:13:13 rules[1].action: "block" is not one of: deny, warn, audit',
       'podgate.yaml:15:11 rules[2].name: duplicate rule name "floors"',
-      'podgate.yaml:16:11 rules[2].kind: unknown rule kind "podDisruptionBudgetFloor"; podgate knows: resourceFloors, nodeDenylist',
+      'podgate.yaml:16:11 rules[2].kind: unknown rule kind "podDisruptionBudgetFloor"; podgate knows: resourceFloors, nodeDenylist, kpoEnvironment, kpoCollisionGuard, kpoOwnership',
       'podgate.yaml:24:5 rules[3].colour: unknown field',
     ],
   });

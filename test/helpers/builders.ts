@@ -18,7 +18,10 @@ const KINDS: Record<string, { group: string; version: string; resource: string }
 let counter = 0;
 
 /** An AdmissionRequest as the API server sends it for `object` (or `oldObject` on DELETE). */
-export function makeRequest(object: Json, options: { operation?: Operation; oldObject?: Json; username?: string; groups?: string[]; subResource?: string; uid?: string } = {}): AdmissionRequest {
+export function makeRequest(
+  object: Json,
+  options: { operation?: Operation; oldObject?: Json; username?: string; groups?: string[]; extra?: Record<string, string[]>; subResource?: string; uid?: string } = {},
+): AdmissionRequest {
   const kind = String(object['kind']);
   const gvr = KINDS[kind] ?? { group: '', version: 'v1', resource: `${kind.toLowerCase()}s` };
   const metadata = (object['metadata'] ?? {}) as Json;
@@ -37,6 +40,7 @@ export function makeRequest(object: Json, options: { operation?: Operation; oldO
       username: options.username ?? 'system:serviceaccount:airflow:airflow-worker',
       uid: 'e3c1f1a0-0000-4000-8000-000000000001',
       groups: options.groups ?? ['system:serviceaccounts', 'system:serviceaccounts:airflow', 'system:authenticated'],
+      ...(options.extra ? { extra: options.extra } : {}),
     },
     ...(operation === 'DELETE' ? { oldObject: object } : { object, ...(options.oldObject ? { oldObject: options.oldObject } : {}) }),
     dryRun: false,

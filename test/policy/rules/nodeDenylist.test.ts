@@ -26,7 +26,7 @@ const nodes = [
   node('gke-pool-1-good-c3d4', { 'topology.kubernetes.io/zone': 'z2' }),
   node('gke-gpu-q1', { 'podgate.io/quarantine': 'true', pool: 'gpu' }),
 ];
-const synced: ClusterState = { nodes: staticNodes(nodes) };
+const synced: ClusterState = { ...EMPTY_CLUSTER, nodes: staticNodes(nodes) };
 
 const denylist = {
   nodes: [

@@ -1,0 +1,144 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { Problem } from '../config/ajv.ts';
+import type { UserInfo } from '../admission/review.ts';
+import { globMatcher, type NameMatcher } from './glob.ts';
+import { compileLabelSelector, labelSelectorProblems, LabelSelectorSchema, type LabelPredicate } from './selector.ts';
+
+/**
+ * The Airflow installations sharing this cluster (incident 1), declared once at
+ * the top of the policy and read by the kpo* rule kinds.
+ *
+ * Who created a pod is decided from `request.userInfo`, which the API server
+ * authenticated; a pod's labels and namespace are written by the client and
+ * prove nothing.
+ */
+const Globs = (description: string) => Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description }));
+
+const EnvironmentSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, description: 'The environment, as its pods are labelled: a valid label value.' }),
+    usernames: Globs('Usernames or globs: system:serviceaccount:airflow-prod:*'),
+    groups: Globs('Groups or globs.'),
+    serviceAccountNamespaces: Globs('Namespaces (globs) of the service accounts that create its pods.'),
+    extra: Type.Optional(
+      Type.Record(Type.String(), Type.Array(Type.String({ minLength: 1 })), {
+        description: 'userInfo.extra keys to value globs: EKS and MWAA identities carry the IAM role ARN under arn.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const AirflowSchema = Type.Object(
+  {
+    clusterId: Type.String({ minLength: 1, maxLength: 63, description: 'This cluster, as its KPO pods are labelled.' }),
+    labelPrefix: Type.Optional(Type.String({ minLength: 1, description: 'Prefix of the label keys podgate writes (default podgate.io).' })),
+    kpoPods: Type.Optional({ ...LabelSelectorSchema, description: 'Which pods are KubernetesPodOperator pods (default: kubernetes_pod_operator=True, no airflow-worker label).' }),
+    environments: Type.Array(EnvironmentSchema, { minItems: 1, description: 'The installations sharing the cluster; the first whose identities match the creator wins.' }),
+    exempt: Type.Optional(
+      Type.Object(
+        { usernames: Globs('May change or remove the environment label.'), groups: Globs('May change or remove the environment label.') },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'Airflow installations sharing this cluster, for the kpo* rule kinds.' },
+);
+export type AirflowConfig = Static<typeof AirflowSchema>;
+
+/** The compiled form rules read. */
+export interface Airflow {
+  readonly clusterId: string;
+  readonly environmentKey: string;
+  readonly clusterIdKey: string;
+  /** Annotation listing the label keys podgate added itself (they are not in the operator's lookup selector). */
+  readonly injectedKey: string;
+  readonly isKpoPod: LabelPredicate;
+  /** The environment whose identities match the request's user, if any. */
+  readonly environmentOf: (user: UserInfo) => string | undefined;
+  readonly isExempt: (user: UserInfo) => boolean;
+}
+
+/** A label value: 63 characters at most, alphanumeric at both ends, `-_.` inside (the API server's rule). */
+export function isLabelValue(value: string): boolean {
+  return value.length <= 63 && /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(value);
+}
+/** A DNS subdomain, as a label key prefix must be. */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export const KPO_DEFAULT_SELECTOR = {
+  matchLabels: { kubernetes_pod_operator: 'True' },
+  matchExpressions: [{ key: 'airflow-worker', operator: 'DoesNotExist' as const }],
+};
+
+const SERVICE_ACCOUNT = /^system:serviceaccount:([^:]+):[^:]+$/;
+
+function identityMatcher(environment: Static<typeof EnvironmentSchema>): (user: UserInfo) => boolean {
+  const username = globMatcher(environment.usernames ?? []);
+  const group = globMatcher(environment.groups ?? []);
+  const serviceAccountNamespace = globMatcher(environment.serviceAccountNamespaces ?? []);
+  const extra: [string, NameMatcher][] = Object.entries(environment.extra ?? {}).map(([key, values]) => [key, globMatcher(values)]);
+  return (user) => {
+    const name = user.username ?? '';
+    const namespace = SERVICE_ACCOUNT.exec(name)?.[1];
+    return (
+      username(name) ||
+      (user.groups ?? []).some(group) ||
+      (namespace !== undefined && serviceAccountNamespace(namespace)) ||
+      extra.some(([key, matches]) => Object.hasOwn(user.extra ?? {}, key) && (user.extra?.[key] ?? []).some(matches))
+    );
+  };
+}
+
+export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { problems: Problem[] } {
+  const problems: Problem[] = [];
+  const labelValue = (value: string, path: (string | number)[]) => {
+    if (!isLabelValue(value)) problems.push({ path, message: `"${value}" is not a valid label value (63 characters at most, letters, digits, - _ . inside, alphanumeric at both ends)` });
+  };
+  labelValue(config.clusterId, ['clusterId']);
+  const seen = new Set<string>();
+  config.environments.forEach((environment, index) => {
+    labelValue(environment.name, ['environments', index, 'name']);
+    if (seen.has(environment.name)) problems.push({ path: ['environments', index, 'name'], message: `duplicate environment "${environment.name}"` });
+    seen.add(environment.name);
+    const identifies = [environment.usernames, environment.groups, environment.serviceAccountNamespaces].some((list) => (list?.length ?? 0) > 0) || Object.keys(environment.extra ?? {}).length > 0;
+    if (!identifies) problems.push({ path: ['environments', index], message: `environment "${environment.name}" has no usernames, groups, serviceAccountNamespaces or extra to recognise its pods' creator by` });
+  });
+  const prefix = config.labelPrefix ?? 'podgate.io';
+  if (!DNS_SUBDOMAIN.test(prefix) || prefix.length > 253) problems.push({ path: ['labelPrefix'], message: `"${prefix}" is not a DNS subdomain, as a label key prefix must be` });
+  if (config.kpoPods) problems.push(...labelSelectorProblems(config.kpoPods).map((p) => ({ ...p, path: ['kpoPods', ...p.path] })));
+  if (problems.length > 0) return { problems };
+
+  const matchers = config.environments.map((environment) => ({ name: environment.name, matches: identityMatcher(environment) }));
+  const exemptUser = globMatcher(config.exempt?.usernames ?? []);
+  const exemptGroup = globMatcher(config.exempt?.groups ?? []);
+  return {
+    airflow: {
+      clusterId: config.clusterId,
+      environmentKey: `${prefix}/environment`,
+      clusterIdKey: `${prefix}/cluster-id`,
+      injectedKey: `${prefix}/injected-labels`,
+      isKpoPod: compileLabelSelector(config.kpoPods ?? KPO_DEFAULT_SELECTOR),
+      environmentOf: (user) => matchers.find((environment) => environment.matches(user))?.name,
+      isExempt: (user) => exemptUser(user.username ?? '') || (user.groups ?? []).some(exemptGroup),
+    },
+  };
+}
+
+/** Labels KubernetesPodOperator itself puts in its lookup selector besides the operator's own labels. */
+export const KPO_TASK_LABELS = ['dag_id', 'task_id', 'run_id', 'map_index'] as const;
+/** Labels KPO sets on its pods that are not in its lookup selector. */
+export const KPO_UNSELECTED_LABELS = ['try_number', 'airflow_version', 'airflow_kpo_in_cluster', 'already_checked'] as const;
+
+/**
+ * The task-instance identity of a KPO pod: namespace, dag, task, run, map index.
+ * Every pod a KPO lookup can match shares it with the pod being created, so the
+ * pod index is keyed by it (O(1) lookup whatever the number of pods).
+ */
+export function kpoIdentity(namespace: string, labels: ReadonlyMap<string, string>): string | undefined {
+  const dag = labels.get('dag_id');
+  const task = labels.get('task_id');
+  const run = labels.get('run_id');
+  if (dag === undefined || task === undefined || run === undefined) return undefined;
+  return [namespace, dag, task, run, labels.get('map_index') ?? ''].join('\u0000');
+}

@@ -1,0 +1,85 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { StringEnum } from '../../config/ajv.ts';
+import { stringAt, stringMapAt } from '../../admission/json.ts';
+import { kpoIdentity, KPO_TASK_LABELS, KPO_UNSELECTED_LABELS, type Airflow } from '../airflow.ts';
+import type { KpoPod } from '../cluster.ts';
+import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
+import { injectedKeys } from './kpoEnvironment.ts';
+
+/**
+ * kpoCollisionGuard (validating): refuse the second pod of a cross-environment
+ * collision (incident 1). KubernetesPodOperator finds "its" pod with a label
+ * selector: the operator's labels plus dag/task/run/map_index (not try_number),
+ * `already_checked!=True`, `!airflow-worker`. If a live pod of another
+ * environment matches that selector, the task either fails ("More than one pod
+ * running with labels …") or re-attaches to the other environment's pod and
+ * deletes it at cleanup.
+ */
+const schema = ruleSchema('kpoCollisionGuard', "Refuses a KPO pod whose operator lookup would also match another environment's live pod.", {
+  whileUnsynced: Type.Optional(
+    StringEnum(['warn', 'deny', 'admit'] as const, {
+      default: 'warn',
+      description: 'Before the pod watch has listed: warn (default: admit with a warning), deny (fail closed) or admit silently.',
+    }),
+  ),
+});
+type Config = Static<typeof schema>;
+
+/** The labels of the selector KPO will look this pod up by (equality part). */
+function lookupLabels(airflow: Airflow, labels: ReadonlyMap<string, string>, injected: ReadonlySet<string>): [string, string][] {
+  const unselected = new Set<string>([...KPO_UNSELECTED_LABELS, ...injected, airflow.injectedKey]);
+  return [...labels].filter(([key]) => !unselected.has(key));
+}
+
+function matchesLookup(pod: KpoPod, selector: readonly [string, string][]): boolean {
+  if (pod.labels.get('already_checked') === 'True' || pod.labels.has('airflow-worker')) return false;
+  return selector.every(([key, value]) => pod.labels.get(key) === value);
+}
+
+function describeTask(labels: ReadonlyMap<string, string>): string {
+  return KPO_TASK_LABELS.flatMap((key) => (labels.has(key) ? [`${key}=${labels.get(key) ?? ''}`] : [])).join(', ');
+}
+
+function validate(config: Config, airflow: Airflow, { request, object, cluster }: RuleInput): RuleResult {
+  if (request.kind.kind !== 'Pod' || request.kind.group !== '' || request.operation !== 'CREATE') return skip();
+  const labels = stringMapAt(object, 'metadata', 'labels');
+  if (!airflow.isKpoPod(labels)) return skip();
+  const environment = airflow.environmentOf(request.userInfo) ?? labels.get(airflow.environmentKey);
+  const namespace = request.namespace ?? '';
+  const identity = kpoIdentity(namespace, labels);
+  if (environment === undefined || identity === undefined) return skip();
+
+  if (!cluster.kpoPods.synced) {
+    const mode = config.whileUnsynced ?? 'warn';
+    if (mode === 'admit') return pass();
+    return fail(
+      ['the collision check could not run: podgate has not finished listing the live KubernetesPodOperator pods yet'],
+      mode === 'deny' ? 'Retry in a moment.' : 'The pod was admitted unchecked.',
+      { action: mode },
+    );
+  }
+
+  const selector = lookupLabels(airflow, labels, injectedKeys(airflow, object));
+  const name = stringAt(object, 'metadata', 'name');
+  const clashes = [...cluster.kpoPods.withIdentity(identity)].filter((pod) => {
+    const owner = pod.labels.get(airflow.environmentKey);
+    return pod.name !== name && owner !== undefined && owner !== environment && matchesLookup(pod, selector);
+  });
+  const [first] = clashes;
+  if (first === undefined) return pass();
+  const other = first.labels.get(airflow.environmentKey) ?? '';
+  const pods = clashes.map((pod) => `${pod.namespace}/${pod.name}`).join(', ');
+  return fail(
+    [`the operator's lookup for this task (${describeTask(labels)}) also matches live pod ${pods} of environment ${other}; KubernetesPodOperator would find both and fail ("More than one pod running with labels"), or re-attach to ${other}'s pod and delete it`],
+    `Pause the DAG in one environment, or set ${airflow.environmentKey}: "${environment}" in the operator's labels (labels= or an Airflow cluster policy) so each environment only looks up its own pods.`,
+  );
+}
+
+export const kpoCollisionGuard = defineRuleKind({
+  kind: 'kpoCollisionGuard',
+  schema,
+  build(config, { airflow }) {
+    if (airflow === undefined) return { problems: [{ path: ['kind'], message: 'kpoCollisionGuard needs the airflow section at the top of the policy (clusterId and environments)' }] };
+    return { kinds: ['Pod'], operations: ['CREATE'], watches: ['kpoPods'], validate: (input) => validate(config, airflow, input) };
+  },
+});

@@ -1,0 +1,109 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { StringEnum } from '../../config/ajv.ts';
+import { stringAt, stringMapAt } from '../../admission/json.ts';
+import { isLabelValue, type Airflow } from '../airflow.ts';
+import { addToMetadataMap } from '../metadataPatch.ts';
+import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
+
+/**
+ * kpoEnvironment (mutating): label every KubernetesPodOperator pod with the
+ * environment that created it and the cluster id (incident 1: two Airflow
+ * installations' identical pods could not be told apart), refuse a pod whose
+ * environment label names another environment than its creator's, and report
+ * when the operator's own lookups are not scoped to its environment.
+ */
+const Severity = (description: string) => StringEnum(['deny', 'warn', 'audit', 'admit'] as const, { default: 'warn', description });
+
+const schema = ruleSchema('kpoEnvironment', "Labels KPO pods with their creator's environment and the cluster id; refuses a label naming another environment.", {
+  scopedLookups: Type.Optional(
+    Severity(
+      "When the operator's labels lack the environment label (podgate had to add it), KPO's lookups are not scoped to one environment: deny, warn (default), audit or admit silently.",
+    ),
+  ),
+  unknownCreator: Type.Optional(Severity('A KPO pod whose creator matches no environment: deny, warn (default: admit with a warning), audit or admit.')),
+  unknownCreatorLabel: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'Label such pods with this environment value instead of leaving them unlabelled.' })),
+});
+type Config = Static<typeof schema>;
+
+function severity(value: Config['scopedLookups']) {
+  const chosen = value ?? 'warn';
+  return chosen === 'admit' ? undefined : chosen;
+}
+
+/** Label keys podgate added to this pod itself (from its annotation): not part of the operator's lookup selector. */
+export function injectedKeys(airflow: Airflow, pod: unknown): ReadonlySet<string> {
+  const listed = stringAt(pod, 'metadata', 'annotations', airflow.injectedKey) ?? '';
+  return new Set(listed.split(',').filter((key) => key !== ''));
+}
+
+function labelsToAdd(airflow: Airflow, labels: ReadonlyMap<string, string>, environment: string): Record<string, string> {
+  const add: Record<string, string> = {};
+  if (!labels.has(airflow.environmentKey)) add[airflow.environmentKey] = environment;
+  if (!labels.has(airflow.clusterIdKey)) add[airflow.clusterIdKey] = airflow.clusterId;
+  return add;
+}
+
+function labelPatch(airflow: Airflow, object: unknown, add: Record<string, string>) {
+  const keys = Object.keys(add);
+  if (keys.length === 0) return [];
+  return [...addToMetadataMap(object, [], 'labels', add), ...addToMetadataMap(object, [], 'annotations', { [airflow.injectedKey]: keys.join(',') })];
+}
+
+function mutate(config: Config, airflow: Airflow, { request, object }: RuleInput): RuleResult {
+  if (request.kind.kind !== 'Pod' || request.kind.group !== '' || request.operation !== 'CREATE') return skip();
+  const labels = stringMapAt(object, 'metadata', 'labels');
+  if (!airflow.isKpoPod(labels)) return skip();
+  const user = request.userInfo.username ?? '(no username)';
+  const environment = airflow.environmentOf(request.userInfo);
+
+  if (environment === undefined) {
+    const label = config.unknownCreatorLabel;
+    const patch = label === undefined ? [] : labelPatch(airflow, object, labelsToAdd(airflow, labels, label));
+    const action = severity(config.unknownCreator);
+    if (action === undefined) return pass(patch);
+    return fail(
+      [`its creator ${user} matches no environment in the policy, so podgate cannot tell which Airflow installation it belongs to`],
+      'Add that identity to one of airflow.environments in the podgate policy, or create KubernetesPodOperator pods with an Airflow service account.',
+      { patch, action },
+    );
+  }
+
+  const claimed = labels.get(airflow.environmentKey);
+  if (claimed !== undefined && claimed !== environment) {
+    return fail(
+      [`label ${airflow.environmentKey}="${claimed}" names environment ${claimed}, but its creator ${user} is environment ${environment}`],
+      `A DAG copied from another environment keeps that environment's labels; set ${airflow.environmentKey} to "${environment}" in the operator's labels, or remove it.`,
+    );
+  }
+  const claimedCluster = labels.get(airflow.clusterIdKey);
+  if (claimedCluster !== undefined && claimedCluster !== airflow.clusterId) {
+    return fail(
+      [`label ${airflow.clusterIdKey}="${claimedCluster}" names another cluster; this is cluster ${airflow.clusterId}`],
+      `Set ${airflow.clusterIdKey} to "${airflow.clusterId}" in the operator's labels, or remove it and let podgate set it.`,
+    );
+  }
+
+  const add = labelsToAdd(airflow, labels, environment);
+  const patch = labelPatch(airflow, object, add);
+  // The operator's lookups are scoped only if it set the label itself (not podgate, now or on an earlier invocation).
+  const injectedBefore = injectedKeys(airflow, object).has(airflow.environmentKey);
+  const action = severity(config.scopedLookups);
+  if (claimed !== undefined || injectedBefore || action === undefined) return pass(patch);
+  return fail(
+    [`its labels do not include ${airflow.environmentKey}, so KubernetesPodOperator's lookups of this task's pod are not scoped to environment ${environment} (podgate added the label to the pod)`],
+    `Add ${airflow.environmentKey}: "${environment}" to the operator's labels (labels= or an Airflow cluster policy), so another environment running the same DAG never finds or deletes this pod.`,
+    { patch, action },
+  );
+}
+
+export const kpoEnvironment = defineRuleKind({
+  kind: 'kpoEnvironment',
+  schema,
+  build(config, { airflow }) {
+    if (airflow === undefined) return { problems: [{ path: ['kind'], message: 'kpoEnvironment needs the airflow section at the top of the policy (clusterId and environments)' }] };
+    if (config.unknownCreatorLabel !== undefined && !isLabelValue(config.unknownCreatorLabel)) {
+      return { problems: [{ path: ['unknownCreatorLabel'], message: `"${config.unknownCreatorLabel}" is not a valid label value` }] };
+    }
+    return { kinds: ['Pod'], operations: ['CREATE'], mutate: (input) => mutate(config, airflow, input) };
+  },
+});

@@ -1,0 +1,64 @@
+import t from 'tap';
+import { pino } from 'pino';
+import { decide } from '../../src/admission/decide.ts';
+import { ClusterWatches, slimKpoPod } from '../../src/kube/watches.ts';
+import { compilePolicy } from '../../src/policy/registry.ts';
+import { FakeApiServer } from '../helpers/fake-apiserver.ts';
+import { makeRequest } from '../helpers/builders.ts';
+import { AIRFLOW_SECTION, kpoLabels, makeKpoPod, PRODUCTION } from '../helpers/kpo.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const PODS = '/api/v1/pods';
+
+t.test('the KPO pod watch feeds the collision guard: add, already_checked, delete, 410 re-list, dropped connection', async (t) => {
+  const api = new FakeApiServer();
+  const kubeConfig = await api.kubeConfig();
+  t.teardown(() => api.close());
+  const alphaPod = { metadata: { name: 'export-action-log-4devg7t1', namespace: 'airflow', labels: { ...kpoLabels(), 'podgate.io/environment': 'alpha' } } };
+  api.add(PODS, { metadata: { name: 'airflow-webserver-0', namespace: 'airflow', labels: { component: 'webserver' } } });
+
+  const watches = new ClusterWatches({ mode: 'kubeconfig', kubeConfig, detail: 'test' }, pino({ level: 'silent' }));
+  t.teardown(() => { watches.stop(); });
+  const compiled = compilePolicy({ apiVersion: 'podgate.io/v1alpha1', kind: 'Policy', airflow: AIRFLOW_SECTION, rules: [{ name: 'kpo-collisions', kind: 'kpoCollisionGuard' }] });
+  if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
+  t.same([...compiled.policy.watches], ['kpoPods'], 'the policy says which watch it needs');
+  watches.ensure(compiled.policy.watches);
+  await waitFor('the pod watch to list', () => watches.state.kpoPods.synced);
+  t.match(watches.checks(), { 'watch:kpoPods': { ok: true, detail: /^0 objects/ } }, 'only KPO pods are listed (server-side selector)');
+  t.equal(api.requests[0]?.query.get('labelSelector'), 'kubernetes_pod_operator=True');
+
+  const production = () => decide('validate', makeRequest(makeKpoPod({ suffix: 'x8k2m9qa' }), PRODUCTION), compiled.policy, watches.state).allowed;
+  t.equal(production(), true, 'nothing to collide with yet');
+  api.add(PODS, alphaPod);
+  await waitFor('alpha’s pod in the index', () => !production());
+  api.modify(PODS, { metadata: { ...alphaPod.metadata, labels: { ...alphaPod.metadata.labels, already_checked: 'True' } } });
+  await waitFor('already_checked to release it', () => production());
+  api.modify(PODS, alphaPod);
+  await waitFor('live again', () => !production());
+  api.remove(PODS, alphaPod);
+  await waitFor('deleted', () => production());
+
+  // Changes missed while disconnected and a compacted history: the re-list must drop what is gone and add what is new.
+  api.add(PODS, alphaPod);
+  await waitFor('live again', () => !production());
+  api.down = true;
+  api.dropWatches();
+  api.remove(PODS, alphaPod);
+  api.compact();
+  api.down = false;
+  await waitFor('the re-list to notice the deletion', () => production(), 10_000);
+});
+
+t.test('the slim pod keeps what a lookup selects on, not the rest', async (t) => {
+  t.same(slimKpoPod({ name: 'p', namespace: 'n', labels: kpoLabels(), annotations: { big: 'x'.repeat(1000) } }), {
+    name: 'p',
+    namespace: 'n',
+    labels: new Map([
+      ['dag_id', 'foo-bar-dag-id'],
+      ['task_id', 'foo-bar-task-id'],
+      ['run_id', 'scheduled__2023-03-08T0130000000-77fa57adf'],
+      ['kubernetes_pod_operator', 'True'],
+    ]),
+  });
+  t.equal(slimKpoPod({ name: 'p' }), undefined);
+});

@@ -1,0 +1,183 @@
+import t from 'tap';
+import jsonpatch from 'fast-json-patch';
+import { decide } from '../../../src/admission/decide.ts';
+import { EMPTY_CLUSTER, type ClusterState, type KpoPod } from '../../../src/policy/cluster.ts';
+import { staticKpoPods } from '../../../src/policy/kpoIndex.ts';
+import { compilePolicy } from '../../../src/policy/registry.ts';
+import type { Policy } from '../../../src/policy/policy.ts';
+import { makeRequest } from '../../helpers/builders.ts';
+import { AIRFLOW_SECTION, ALPHA, makeKpoPod, PRODUCTION } from '../../helpers/kpo.ts';
+
+type Json = Record<string, unknown>;
+
+function policy(rules: Json[], airflow: Json = AIRFLOW_SECTION): Policy {
+  const result = compilePolicy({ apiVersion: 'podgate.io/v1alpha1', kind: 'Policy', airflow, rules });
+  if (!result.ok) throw new Error(JSON.stringify(result.problems));
+  return result.policy;
+}
+const labelRule = (extra: Json = {}) => ({ name: 'environment-labels', kind: 'kpoEnvironment', ...extra });
+const collisionRule = { name: 'kpo-collisions', kind: 'kpoCollisionGuard' };
+const ownershipRule = { name: 'kpo-ownership', kind: 'kpoOwnership' };
+
+const apply = (object: Json, patch: readonly unknown[]) => jsonpatch.applyPatch(structuredClone(object), structuredClone(patch) as jsonpatch.Operation[], true, false).newDocument;
+const labelsOf = (pod: Json) => (pod['metadata'] as { labels?: Record<string, string> }).labels;
+
+/** The pod as both webhooks leave it: mutate, apply the patch, validate. */
+function admit(pod: Json, who: { username: string; groups: string[]; extra?: Record<string, string[]> }, rules: Json[], cluster: ClusterState = EMPTY_CLUSTER) {
+  const p = policy(rules);
+  const mutation = decide('mutate', makeRequest(pod, who), p, cluster);
+  const patched = mutation.allowed ? apply(pod, mutation.patch) : pod;
+  const validation = mutation.allowed ? decide('validate', makeRequest(patched, who), p, cluster) : mutation;
+  return { mutation, validation, patched };
+}
+
+t.test('kpoEnvironment: labels a KPO pod with its creator’s environment and the cluster id', async (t) => {
+  const pod = makeKpoPod();
+  const { mutation, patched } = admit(pod, ALPHA, [labelRule()]);
+  t.equal(mutation.allowed, true);
+  t.same(labelsOf(patched), { ...labelsOf(pod), 'podgate.io/environment': 'alpha', 'podgate.io/cluster-id': 'gke-shared-1' });
+  t.same((patched['metadata'] as Json)['annotations'], { 'podgate.io/injected-labels': 'podgate.io/environment,podgate.io/cluster-id' });
+  t.same(mutation.warnings, [
+    'Pod airflow/export-action-log-4devg7t1: its labels do not include podgate.io/environment, so KubernetesPodOperator\'s lookups of this task\'s pod are not scoped to environment alpha (podgate added the label to the pod) (rule environment-labels). Add podgate.io/environment: "alpha" to the operator\'s labels (labels= or an Airflow cluster policy), so another environment running the same DAG never finds or deletes this pod.',
+  ]);
+  const again = decide('mutate', makeRequest(patched, ALPHA), policy([labelRule()]), EMPTY_CLUSTER);
+  t.same([again.patch, again.warnings], [[], []], 'reinvocation: no patch, no second warning');
+
+  const prod = admit(makeKpoPod(), PRODUCTION, [labelRule()]);
+  t.equal(labelsOf(prod.patched)?.['podgate.io/environment'], 'production', 'recognised by the IAM role in userInfo.extra');
+});
+
+t.test('kpoEnvironment: a pod without any labels map gets one', async (t) => {
+  const pod = makeKpoPod();
+  const labels = labelsOf(pod) ?? {};
+  const p = policy([labelRule()], { ...AIRFLOW_SECTION, kpoPods: { matchLabels: {} } });
+  delete (pod['metadata'] as Json)['labels'];
+  const decision = decide('mutate', makeRequest(pod, ALPHA), p, EMPTY_CLUSTER);
+  t.same(labelsOf(apply(pod, decision.patch)), { 'podgate.io/environment': 'alpha', 'podgate.io/cluster-id': 'gke-shared-1' });
+  t.ok(Object.keys(labels).length > 0);
+});
+
+t.test('kpoEnvironment: the operator set the label itself: no patch for it, no warning; a mismatch is refused', async (t) => {
+  const scoped = makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'alpha', 'podgate.io/cluster-id': 'gke-shared-1' } });
+  const ok = decide('mutate', makeRequest(scoped, ALPHA), policy([labelRule()]), EMPTY_CLUSTER);
+  t.same([ok.allowed, ok.patch, ok.warnings], [true, [], []]);
+
+  const copied = makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'alpha' } });
+  const denied = decide('mutate', makeRequest(copied, PRODUCTION), policy([labelRule()]), EMPTY_CLUSTER);
+  t.equal(
+    denied.denial?.message,
+    'Pod airflow/export-action-log-4devg7t1: label podgate.io/environment="alpha" names environment alpha, but its creator mwaa-service is environment production (rule environment-labels). A DAG copied from another environment keeps that environment\'s labels; set podgate.io/environment to "production" in the operator\'s labels, or remove it.',
+  );
+  const otherCluster = decide('mutate', makeRequest(makeKpoPod({ operatorLabels: { 'podgate.io/cluster-id': 'eks-1' } }), ALPHA), policy([labelRule()]), EMPTY_CLUSTER);
+  t.match(otherCluster.denial?.message, /label podgate\.io\/cluster-id="eks-1" names another cluster; this is cluster gke-shared-1/);
+});
+
+t.test('kpoEnvironment: scopedLookups and unknownCreator severities', async (t) => {
+  const strict = decide('mutate', makeRequest(makeKpoPod(), ALPHA), policy([labelRule({ scopedLookups: 'deny' })]), EMPTY_CLUSTER);
+  t.equal(strict.allowed, false, 'scopedLookups: deny once Airflow sets the label');
+  const quiet = decide('mutate', makeRequest(makeKpoPod(), ALPHA), policy([labelRule({ scopedLookups: 'admit' })]), EMPTY_CLUSTER);
+  t.same([quiet.allowed, quiet.warnings.length, quiet.patch.length > 0], [true, 0, true]);
+
+  const admin = { username: 'jane@example.com', groups: ['system:authenticated'] };
+  const unknown = decide('mutate', makeRequest(makeKpoPod(), admin), policy([labelRule()]), EMPTY_CLUSTER);
+  t.same([unknown.allowed, unknown.patch], [true, []], 'admitted unlabelled by default');
+  t.match(unknown.warnings[0], /its creator jane@example\.com matches no environment in the policy/);
+  t.equal(decide('mutate', makeRequest(makeKpoPod(), admin), policy([labelRule({ unknownCreator: 'deny' })]), EMPTY_CLUSTER).allowed, false);
+  const fixed = decide('mutate', makeRequest(makeKpoPod(), admin), policy([labelRule({ unknownCreator: 'admit', unknownCreatorLabel: 'unattributed' })]), EMPTY_CLUSTER);
+  t.equal(labelsOf(apply(makeKpoPod(), fixed.patch))?.['podgate.io/environment'], 'unattributed');
+  t.same(fixed.warnings, []);
+  const worker = makeKpoPod();
+  (labelsOf(worker) ?? {})['airflow-worker'] = '42';
+  t.same(decide('mutate', makeRequest(worker, ALPHA), policy([labelRule()]), EMPTY_CLUSTER).patch, [], 'KubernetesExecutor worker pods are not KPO pods');
+});
+
+const live = (pod: Json, extra: Record<string, string> = {}): KpoPod => {
+  const metadata = pod['metadata'] as { name: string; namespace: string; labels: Record<string, string> };
+  return { name: metadata.name, namespace: metadata.namespace, labels: new Map(Object.entries({ ...metadata.labels, ...extra })) };
+};
+
+t.test('the incident replayed: alpha’s pod labelled; production’s identical pod refused until alpha’s is checked or gone', async (t) => {
+  const rules = [labelRule(), collisionRule, ownershipRule];
+  const alphaTask = admit(makeKpoPod({ suffix: '4devg7t1' }), ALPHA, rules);
+  t.equal(alphaTask.validation.allowed, true, 'alpha first: admitted');
+  const alphaPod = alphaTask.patched;
+  const cluster = (pods: KpoPod[]): ClusterState => ({ ...EMPTY_CLUSTER, kpoPods: staticKpoPods(pods) });
+
+  const prod = admit(makeKpoPod({ suffix: 'x8k2m9qa' }), PRODUCTION, rules, cluster([live(alphaPod)]));
+  t.equal(prod.validation.allowed, false);
+  t.equal(
+    prod.validation.denial?.message,
+    'Pod airflow/export-action-log-x8k2m9qa: the operator\'s lookup for this task (dag_id=foo-bar-dag-id, task_id=foo-bar-task-id, run_id=scheduled__2023-03-08T0130000000-77fa57adf) also matches live pod airflow/export-action-log-4devg7t1 of environment alpha; KubernetesPodOperator would find both and fail ("More than one pod running with labels"), or re-attach to alpha\'s pod and delete it (rule kpo-collisions). Pause the DAG in one environment, or set podgate.io/environment: "production" in the operator\'s labels (labels= or an Airflow cluster policy) so each environment only looks up its own pods.',
+  );
+  const retry = admit(makeKpoPod({ suffix: 'q7w1e3r5', tryNumber: 2 }), PRODUCTION, rules, cluster([live(alphaPod)]));
+  t.equal(retry.validation.allowed, false, 'the retry (try_number 2) is still refused while alpha’s pod is live');
+  const checked = admit(makeKpoPod({ suffix: 'q7w1e3r5', tryNumber: 2 }), PRODUCTION, rules, cluster([live(alphaPod, { already_checked: 'True' })]));
+  t.equal(checked.validation.allowed, true, 'allowed once alpha’s pod is already_checked');
+  t.equal(admit(makeKpoPod({ suffix: 'q7w1e3r5', tryNumber: 2 }), PRODUCTION, rules, cluster([])).validation.allowed, true, 'allowed once it is gone');
+
+  const scoped = admit(makeKpoPod({ suffix: 'z1', operatorLabels: { 'podgate.io/environment': 'production' } }), PRODUCTION, rules, cluster([live(alphaPod)]));
+  t.same([scoped.validation.allowed, scoped.mutation.warnings], [true, []], "with the label in the operator's labels, lookups are scoped: no collision, no warning");
+  const otherTask = admit(makeKpoPod({ suffix: 'z2', taskId: 'another-task' }), PRODUCTION, rules, cluster([live(alphaPod)]));
+  t.equal(otherTask.validation.allowed, true, 'another task is no collision');
+  const mapped = admit(makeKpoPod({ suffix: 'z3', mapIndex: 3 }), PRODUCTION, rules, cluster([live(makeKpoPod({ mapIndex: 2 }), { 'podgate.io/environment': 'alpha' })]));
+  t.equal(mapped.validation.allowed, true, 'another map index is no collision');
+});
+
+t.test('collision guard before the pod watch has synced', async (t) => {
+  const rules = [labelRule(), collisionRule];
+  const open = admit(makeKpoPod(), PRODUCTION, rules);
+  t.equal(open.validation.allowed, true, 'fails open by default');
+  t.match(open.validation.warnings[0], /the collision check could not run: podgate has not finished listing the live KubernetesPodOperator pods yet/);
+  const closed = admit(makeKpoPod(), PRODUCTION, [labelRule(), { ...collisionRule, whileUnsynced: 'deny' }]);
+  t.equal(closed.validation.allowed, false, 'or closed, as the policy says');
+});
+
+t.test('kpoOwnership: one environment may not modify, relabel or delete the other’s pods', async (t) => {
+  const p = policy([ownershipRule]);
+  const alphaPod = makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'alpha' } });
+  const checked = structuredClone(alphaPod);
+  (labelsOf(checked) ?? {})['already_checked'] = 'True';
+
+  const prodDelete = decide('validate', makeRequest(alphaPod, { ...PRODUCTION, operation: 'DELETE' }), p, EMPTY_CLUSTER);
+  t.equal(
+    prodDelete.denial?.message,
+    "Pod airflow/export-action-log-4devg7t1: it belongs to environment alpha, and mwaa-service (environment production) may not delete it (rule kpo-ownership). The likely cause: a production task re-attached to alpha's pod because both environments run the same DAG with the same labels. Pause the DAG in one environment, and set podgate.io/environment in the operator's labels so each environment only finds its own pods.",
+  );
+  t.equal(decide('validate', makeRequest(checked, { ...PRODUCTION, operation: 'UPDATE', oldObject: alphaPod }), p, EMPTY_CLUSTER).allowed, false, 'production patching alpha’s pod');
+  t.equal(decide('validate', makeRequest(checked, { ...ALPHA, operation: 'UPDATE', oldObject: alphaPod }), p, EMPTY_CLUSTER).allowed, true, 'alpha’s own already_checked PATCH');
+  t.equal(decide('validate', makeRequest(alphaPod, { ...ALPHA, operation: 'DELETE' }), p, EMPTY_CLUSTER).allowed, true, 'alpha’s own delete');
+  const gc = { username: 'system:serviceaccount:kube-system:generic-garbage-collector', groups: ['system:serviceaccounts'] };
+  t.equal(decide('validate', makeRequest(alphaPod, { ...gc, operation: 'DELETE' }), p, EMPTY_CLUSTER).allowed, true, 'controllers are not restricted');
+
+  const relabelled = structuredClone(alphaPod);
+  (labelsOf(relabelled) ?? {})['podgate.io/environment'] = 'production';
+  t.match(decide('validate', makeRequest(relabelled, { ...ALPHA, operation: 'UPDATE', oldObject: alphaPod }), p, EMPTY_CLUSTER).denial?.message, /the update changes its label podgate\.io\/environment from "alpha" to "production"/);
+  const unlabelled = structuredClone(alphaPod);
+  delete (labelsOf(unlabelled) ?? {})['podgate.io/environment'];
+  t.match(decide('validate', makeRequest(unlabelled, { ...gc, operation: 'UPDATE', oldObject: alphaPod }), p, EMPTY_CLUSTER).denial?.message, /the update removes its label podgate\.io\/environment="alpha"/, 'even for identities of no environment');
+  const admin = { username: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] };
+  t.equal(decide('validate', makeRequest(unlabelled, { ...admin, operation: 'UPDATE', oldObject: alphaPod }), p, EMPTY_CLUSTER).allowed, true, 'exempt identities may');
+});
+
+t.test('policy problems in the airflow section and rules without it', async (t) => {
+  const bad = compilePolicy({
+    apiVersion: 'podgate.io/v1alpha1',
+    kind: 'Policy',
+    airflow: { clusterId: 'gke shared', labelPrefix: 'Podgate_IO', environments: [{ name: 'prod!', usernames: ['x'] }, { name: 'prod!', usernames: ['y'] }, { name: 'alpha' }] },
+    rules: [],
+  });
+  t.same(bad, {
+    ok: false,
+    problems: [
+      { path: ['airflow', 'clusterId'], message: '"gke shared" is not a valid label value (63 characters at most, letters, digits, - _ . inside, alphanumeric at both ends)' },
+      { path: ['airflow', 'environments', 0, 'name'], message: '"prod!" is not a valid label value (63 characters at most, letters, digits, - _ . inside, alphanumeric at both ends)' },
+      { path: ['airflow', 'environments', 1, 'name'], message: '"prod!" is not a valid label value (63 characters at most, letters, digits, - _ . inside, alphanumeric at both ends)' },
+      { path: ['airflow', 'environments', 1, 'name'], message: 'duplicate environment "prod!"' },
+      { path: ['airflow', 'environments', 2], message: 'environment "alpha" has no usernames, groups, serviceAccountNamespaces or extra to recognise its pods\' creator by' },
+      { path: ['airflow', 'labelPrefix'], message: '"Podgate_IO" is not a DNS subdomain, as a label key prefix must be' },
+    ],
+  });
+  const orphan = compilePolicy({ apiVersion: 'podgate.io/v1alpha1', kind: 'Policy', rules: [labelRule()] });
+  t.same(orphan, { ok: false, problems: [{ path: ['rules', 0, 'kind'], message: 'kpoEnvironment needs the airflow section at the top of the policy (clusterId and environments)' }] });
+});
+

@@ -1,0 +1,70 @@
+import t from 'tap';
+import { admissionResponseOf, applyResponsePatch, call, startServer } from '../helpers/https.ts';
+import { makeRequest, makeReview } from '../helpers/builders.ts';
+import { AIRFLOW_SECTION, ALPHA, makeKpoPod, PRODUCTION } from '../helpers/kpo.ts';
+import { compilePolicy } from '../../src/policy/registry.ts';
+import { EMPTY_CLUSTER } from '../../src/policy/cluster.ts';
+import { KpoPodIndex } from '../../src/policy/kpoIndex.ts';
+import type { AdmissionRequest } from '../../src/admission/review.ts';
+
+type Json = Record<string, unknown>;
+
+t.test('incident 1 end to end over HTTPS: two environments, one namespace, the same DAG', async (t) => {
+  const compiled = compilePolicy({
+    apiVersion: 'podgate.io/v1alpha1',
+    kind: 'Policy',
+    airflow: AIRFLOW_SECTION,
+    rules: [
+      { name: 'environment-labels', kind: 'kpoEnvironment' },
+      { name: 'kpo-collisions', kind: 'kpoCollisionGuard' },
+      { name: 'kpo-ownership', kind: 'kpoOwnership' },
+    ],
+  });
+  if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
+  // The pod watch, as the API server would feed it once a pod is admitted.
+  const index = new KpoPodIndex();
+  const server = await startServer(compiled.policy, { cluster: () => ({ ...EMPTY_CLUSTER, kpoPods: index }) });
+  t.teardown(() => server.close());
+
+  const review = async (webhook: 'mutate' | 'validate', request: AdmissionRequest) => {
+    const sent = makeReview(request);
+    return admissionResponseOf(await call(`${server.url}/${webhook}`, { ca: server.ca, body: JSON.stringify(sent) }), sent);
+  };
+  /** What the API server does with a CREATE: mutating webhook, patch, validating webhook, store. */
+  const create = async (pod: Json, who: typeof ALPHA | typeof PRODUCTION) => {
+    const mutation = await review('mutate', makeRequest(pod, who));
+    if (!mutation.allowed) return { allowed: false, message: mutation.status?.message, pod };
+    const patched = applyResponsePatch(pod, mutation);
+    const validation = await review('validate', makeRequest(patched, who));
+    if (!validation.allowed) return { allowed: false, message: validation.status?.message, pod: patched };
+    const metadata = patched['metadata'] as { name: string; namespace: string; labels: Record<string, string> };
+    index.upsert(`${metadata.namespace}/${metadata.name}`, { name: metadata.name, namespace: metadata.namespace, labels: new Map(Object.entries(metadata.labels)) });
+    return { allowed: true, message: undefined, pod: patched, warnings: mutation.warnings };
+  };
+
+  const alpha = await create(makeKpoPod({ suffix: '4devg7t1' }), ALPHA);
+  t.equal(alpha.allowed, true, "alpha's pod admitted");
+  t.match((alpha.pod['metadata'] as Json)['labels'], { 'podgate.io/environment': 'alpha', 'podgate.io/cluster-id': 'gke-shared-1', dag_id: 'foo-bar-dag-id' });
+
+  const production = await create(makeKpoPod({ suffix: 'x8k2m9qa' }), PRODUCTION);
+  t.equal(production.allowed, false, "production's identical pod refused");
+  t.match(production.message, /also matches live pod airflow\/export-action-log-4devg7t1 of environment alpha/);
+
+  const retry = await create(makeKpoPod({ suffix: 'p0o9i8u7', tryNumber: 2 }), PRODUCTION);
+  t.equal(retry.allowed, false, 'its retry too, while alpha’s pod is live');
+
+  // Production's cleanup tries to delete alpha's pod (the re-attach case): refused. Alpha's own PATCH and delete pass.
+  const prodDelete = await review('validate', makeRequest(alpha.pod, { ...PRODUCTION, operation: 'DELETE' }));
+  t.equal(prodDelete.allowed, false);
+  t.match(prodDelete.status?.message, /it belongs to environment alpha, and mwaa-service \(environment production\) may not delete it/);
+  const checkedPod = structuredClone(alpha.pod);
+  ((checkedPod['metadata'] as Json)['labels'] as Record<string, string>)['already_checked'] = 'True';
+  t.equal((await review('validate', makeRequest(checkedPod, { ...ALPHA, operation: 'UPDATE', oldObject: alpha.pod }))).allowed, true, "alpha's already_checked PATCH");
+  const relabel = structuredClone(alpha.pod);
+  ((relabel['metadata'] as Json)['labels'] as Record<string, string>)['podgate.io/environment'] = 'production';
+  t.equal((await review('validate', makeRequest(relabel, { ...PRODUCTION, operation: 'UPDATE', oldObject: alpha.pod }))).allowed, false, 'an UPDATE changing the label');
+
+  index.upsert('airflow/export-action-log-4devg7t1', { name: 'export-action-log-4devg7t1', namespace: 'airflow', labels: new Map(Object.entries(((checkedPod['metadata'] as Json)['labels'] as Record<string, string>))) });
+  t.equal((await create(makeKpoPod({ suffix: 'p0o9i8u7', tryNumber: 2 }), PRODUCTION)).allowed, true, 'allowed once alpha’s pod is already_checked');
+  t.equal((await review('validate', makeRequest(alpha.pod, { ...ALPHA, operation: 'DELETE' }))).allowed, true, "alpha's own delete");
+});
