@@ -14,6 +14,8 @@ export interface CertificateRequest {
   /** DNS names and IP addresses the serving certificate is valid for; the first is its common name. */
   readonly hosts: readonly string[];
   readonly days?: number;
+  /** Sign with this CA instead of making a new one (a renewal that keeps the caBundle). */
+  readonly ca?: { readonly caCert: string; readonly caKey: string } | undefined;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -29,16 +31,10 @@ export async function generateCertificates(request: CertificateRequest, now = ne
   const notAfterDate = new Date(now.getTime() + (request.days ?? 365) * DAY_MS);
   const validity = { notBeforeDate: new Date(now.getTime() - 5 * 60 * 1000), notAfterDate, keyType: 'ec', algorithm: 'sha256' } as const;
 
-  const ca = await generate([{ name: 'commonName', value: 'podgate-ca' }], {
-    ...validity,
-    extensions: [
-      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
-      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    ],
-  });
+  const ca = request.ca ?? (await newCa(now));
   const serving = await generate([{ name: 'commonName', value: commonName }], {
     ...validity,
-    ca: { key: ca.private, cert: ca.cert },
+    ca: { key: ca.caKey, cert: ca.caCert },
     extensions: [
       { name: 'basicConstraints', cA: false, critical: true },
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
@@ -49,7 +45,31 @@ export async function generateCertificates(request: CertificateRequest, now = ne
       },
     ],
   });
-  return { caCert: ca.cert, caKey: ca.private, cert: serving.cert, key: serving.private };
+  return { caCert: ca.caCert, caKey: ca.caKey, cert: serving.cert, key: serving.private };
+}
+
+/** A CA valid for ten years: it only signs podgate's serving certificates, which are renewed far more often. */
+async function newCa(now: Date): Promise<{ caCert: string; caKey: string }> {
+  const ca = await generate([{ name: 'commonName', value: 'podgate-ca' }], {
+    notBeforeDate: new Date(now.getTime() - 5 * 60 * 1000),
+    notAfterDate: new Date(now.getTime() + 3650 * DAY_MS),
+    keyType: 'ec',
+    algorithm: 'sha256',
+    extensions: [
+      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    ],
+  });
+  return { caCert: ca.cert, caKey: ca.private };
+}
+
+/** Whether a certificate stays valid for at least `days` more days. */
+export function validForDays(pem: string, days: number, now = new Date()): boolean {
+  try {
+    return new Date(new X509Certificate(pem).validTo).getTime() - now.getTime() >= days * DAY_MS;
+  } catch {
+    return false;
+  }
 }
 
 /**

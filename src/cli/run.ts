@@ -1,3 +1,4 @@
+import { certs, CERTS_HELP } from './certs.ts';
 import { check, CHECK_HELP } from './check.ts';
 import { UsageError, type CommandIO } from './io.ts';
 import { schema, SCHEMA_HELP } from './schema.ts';
@@ -11,6 +12,7 @@ Commands:
   serve    serve the webhooks over HTTPS (the default when no command is given)
   check    check policy files and print every problem with its line
   schema   print the policy file's JSON Schema (for editors)
+  certs    make a CA and serving certificate for the in-cluster Service (no cert-manager)
 
 Run podgate <command> --help for a command's options and an example.
 `;
@@ -20,6 +22,7 @@ const COMMANDS: Readonly<Record<string, { run: Command; help: string }>> = {
   serve: { run: serve, help: SERVE_HELP },
   check: { run: check, help: CHECK_HELP },
   schema: { run: schema, help: SCHEMA_HELP },
+  certs: { run: certs, help: CERTS_HELP },
 };
 
 export async function main(argv: readonly string[], io: CommandIO): Promise<number> {

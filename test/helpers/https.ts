@@ -1,3 +1,4 @@
+import type { LookupFunction } from 'node:net';
 import type { Agent } from 'node:https';
 import { request } from 'node:https';
 import { TLSSocket } from 'node:tls';
@@ -27,7 +28,7 @@ export function testCertificates(): Promise<CertificateSet> {
 /** POSTs (or GETs) with certificate verification on, trusting only `ca`, as the API server does with a caBundle. */
 export function call(
   url: string,
-  options: { ca: string; method?: string; body?: string | Buffer; agent?: Agent; servername?: string; headers?: Record<string, string> },
+  options: { ca: string; method?: string; body?: string | Buffer; agent?: Agent; servername?: string; headers?: Record<string, string>; resolveTo?: string },
 ): Promise<HttpsResponse> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
@@ -40,6 +41,8 @@ export function call(
         ca: options.ca,
         agent: options.agent ?? false,
         ...(options.servername ? { servername: options.servername } : {}),
+        // Map the URL's host name to an address, as cluster DNS would map a Service name.
+        ...(options.resolveTo ? { lookup: fixedLookup(options.resolveTo) } : {}),
         headers: { 'content-type': 'application/json', ...options.headers },
         rejectUnauthorized: true,
       },
@@ -62,6 +65,13 @@ export function call(
     req.on('error', reject);
     req.end(options.body);
   });
+}
+
+function fixedLookup(address: string): LookupFunction {
+  return (_hostname, options, callback) => {
+    if (options.all) (callback as (error: null, addresses: { address: string; family: number }[]) => void)(null, [{ address, family: 4 }]);
+    else (callback as (error: null, address: string, family: number) => void)(null, address, 4);
+  };
 }
 
 export interface RunningServer {

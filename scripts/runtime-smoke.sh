@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# What the Dockerfile's runtime stage does, without a Docker daemon: compile,
+# install production dependencies only into a clean directory, start the
+# compiled server with node directly, and ask it for a decision.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+node24=$(npm exec -- node -p 'process.execPath')
+work=$(mktemp -d)
+trap 'kill "${pid:-0}" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+
+npm run -s build
+cp -r package.json package-lock.json dist schema "$work/"
+mkdir -p "$work/manifests/base"
+cp manifests/base/podgate.yaml manifests/base/webhooks.yaml "$work/manifests/base/"
+(cd "$work" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+if [ -e "$work/node_modules/typescript" ] || [ -e "$work/node_modules/tap" ]; then echo "dev dependencies in the runtime image"; exit 1; fi
+
+cd "$work"
+"$node24" dist/cli/main.js serve --offline --port 18643 --host 127.0.0.1 --certs-dir "$work/certs" --log-format json > "$work/log" 2>&1 &
+pid=$!
+for _ in $(seq 1 50); do curl -s --cacert "$work/certs/ca.crt" https://localhost:18643/healthz >/dev/null 2>&1 && break; sleep 0.2; done
+answer=$(curl -s --cacert "$work/certs/ca.crt" -d @"$OLDPWD/examples/api-server-too-small.json" https://localhost:18643/validate)
+echo "$answer" | grep -q '"allowed":false' || { echo "unexpected answer: $answer"; cat "$work/log"; exit 1; }
+echo "$answer" | grep -q 'rule api-server-floors' || { echo "unexpected answer: $answer"; exit 1; }
+kill -TERM "$pid"; wait "$pid"; status=$?
+[ "$status" -eq 0 ] || { echo "exit status $status after SIGTERM"; exit 1; }
+echo "runtime smoke: compiled server from production dependencies answered and stopped cleanly"
