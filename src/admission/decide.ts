@@ -62,7 +62,7 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
       case 'fail': {
         const message = `${ref}: ${result.findings.join('; ')} (rule ${rule.name}${result.note ? `: ${result.note}` : ''}). ${rule.message ?? result.hint}`;
         const action = result.action ?? rule.action;
-        reports.push({ rule: rule.name, kind: rule.kind, action, status: 'fail', patched, message });
+        reports.push({ rule: rule.name, kind: rule.kind, action, status: 'fail', patched, message, ...(result.tags ? { tags: result.tags } : {}) });
         if (action === 'deny') denials.push(message);
         else if (action === 'warn') warnings.push(message);
         break;

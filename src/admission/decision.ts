@@ -10,6 +10,8 @@ export interface RuleReport {
   readonly patched: boolean;
   /** The worded finding or error, for audit logs. */
   readonly message?: string;
+  /** The rule's metric dimensions, if it gave any. */
+  readonly tags?: Readonly<Record<string, string>>;
 }
 
 /**

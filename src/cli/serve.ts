@@ -9,6 +9,7 @@ import { connectToCluster } from '../kube/connect.ts';
 import { ClusterWatches } from '../kube/watches.ts';
 import { compilePolicy } from '../policy/registry.ts';
 import { buildApp, DEFAULT_BODY_LIMIT } from '../server/app.ts';
+import { Metrics } from '../server/metrics.ts';
 import { policyCheck, readiness } from '../server/readiness.ts';
 import { describeCertificate, readTlsFiles, watchTls, type TlsMaterial } from '../server/tls.ts';
 import { createLogger } from './logger.ts';
@@ -40,6 +41,9 @@ Options:
   --offline               no watches: rules that read cluster state judge by names
   --max-request-bytes <n> largest AdmissionReview accepted (default ${DEFAULT_BODY_LIMIT})
   --shutdown-timeout <s>  on SIGTERM, how long to wait for requests in flight (default 25)
+  --max-event-loop-delay <ms>
+                          load shedding: while the event loop lags more than this,
+                          answer admission requests 503 at once (default 1000; 0: off)
   --log-format <fmt>      json or pretty (default: pretty on a terminal, else json)
 
 Example:
@@ -56,6 +60,7 @@ interface ServeOptions {
   readonly certHosts: readonly string[];
   readonly bodyLimit: number;
   readonly shutdownTimeoutMs: number;
+  readonly maxEventLoopDelayMs: number;
   readonly pretty: boolean | undefined;
   readonly kubeconfig: string | undefined;
   readonly offline: boolean;
@@ -84,6 +89,7 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
       kubeconfig: { type: 'string' },
       offline: { type: 'boolean' },
       'shutdown-timeout': { type: 'string' },
+      'max-event-loop-delay': { type: 'string' },
       'log-format': { type: 'string' },
     },
   });
@@ -104,6 +110,7 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
     certHosts: [...DEV_CERT_HOSTS, ...(values['cert-host'] ?? [])],
     bodyLimit: wholeNumber('max-request-bytes', values['max-request-bytes'], DEFAULT_BODY_LIMIT),
     shutdownTimeoutMs: wholeNumber('shutdown-timeout', values['shutdown-timeout'], 25) * 1000,
+    maxEventLoopDelayMs: wholeNumber('max-event-loop-delay', values['max-event-loop-delay'], 1000, 0),
     pretty: format === undefined ? undefined : format === 'pretty',
     kubeconfig: values.kubeconfig,
     offline: values.offline ?? false,
@@ -134,7 +141,20 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
   log.info({ cluster: connection.mode }, `cluster watches: ${connection.detail}`);
   const watches = new ClusterWatches(connection, log);
   const store = new PolicyStore(options.configPath);
-  const policyWatch = await loadAndWatchPolicy({ path: options.configPath, store, compile: compilePolicy, log, onLoad: (policy) => { watches.ensure(policy.watches); } });
+  const metrics = new Metrics(() => watches.statuses());
+  const policyWatch = await loadAndWatchPolicy({
+    path: options.configPath,
+    store,
+    compile: compilePolicy,
+    log,
+    onLoad: (policy) => {
+      watches.ensure(policy.watches);
+      metrics.policyLoaded(new Date());
+    },
+    onReject: () => {
+      metrics.policyRejected();
+    },
+  });
   if (store.current === undefined) {
     // Fail fast on configuration: a replica that starts without a policy would only ever answer 503.
     policyWatch.close();
@@ -158,6 +178,8 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
       }),
     tls: certificate.material,
     bodyLimit: options.bodyLimit,
+    metrics,
+    maxEventLoopDelayMs: options.maxEventLoopDelayMs,
   });
   await app.listen({ port: options.port, host: options.host });
   if (!(app.server instanceof TlsServer)) throw new Error('podgate serves HTTPS only, but the server is not a TLS server');

@@ -35,6 +35,8 @@ export async function loadAndWatchPolicy(options: {
   readonly pollMs?: number;
   /** Told of every policy put in force (to start the watches it needs). */
   readonly onLoad?: (policy: Policy) => void;
+  /** Told of every file refused. */
+  readonly onReject?: (errors: readonly string[]) => void;
 }): Promise<{ close(): void }> {
   const { path, store, compile, log } = options;
   const load = async (): Promise<void> => {
@@ -42,6 +44,7 @@ export async function loadAndWatchPolicy(options: {
     const now = new Date();
     if (!result.ok) {
       store.reject(result.errors, now);
+      options.onReject?.(result.errors);
       const kept = store.status.generation > 0 ? `keeping policy generation ${store.status.generation}` : 'no policy in force: not ready';
       log.error({ policy: path, errors: result.errors }, `policy file rejected, ${kept}:\n${result.errors.join('\n')}`);
       return;

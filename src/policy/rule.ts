@@ -35,6 +35,8 @@ export type RuleResult =
        * (kpoEnvironment's scopedLookups): replaces the rule's `action` for this finding.
        */
       readonly action?: Action;
+      /** Dimensions for metrics (e.g. the environment of a collision); never shown to the client. */
+      readonly tags?: Readonly<Record<string, string>>;
       readonly patch: readonly PatchOp[];
     };
 
@@ -49,13 +51,14 @@ export const pass = (patch: readonly PatchOp[] = []): RuleResult => (patch.lengt
 export const fail = (
   findings: readonly string[],
   hint: string,
-  options: { readonly note?: string | undefined; readonly patch?: readonly PatchOp[]; readonly action?: Action } = {},
+  options: { readonly note?: string | undefined; readonly patch?: readonly PatchOp[]; readonly action?: Action; readonly tags?: Readonly<Record<string, string>> } = {},
 ): RuleResult => ({
   status: 'fail',
   findings,
   hint,
   ...(options.note ? { note: options.note } : {}),
   ...(options.action ? { action: options.action } : {}),
+  ...(options.tags ? { tags: options.tags } : {}),
   patch: options.patch ?? [],
 });
 

@@ -1,4 +1,6 @@
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import underPressure from '@fastify/under-pressure';
+import { Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
 import { decide } from '../admission/decide.ts';
 import type { Decision } from '../admission/decision.ts';
@@ -26,6 +28,13 @@ export interface AppDeps {
   /** PEM key and certificate; without them the app serves plain HTTP (only for `inject` in unit tests). */
   readonly tls?: { readonly key: string; readonly cert: string };
   readonly bodyLimit?: number;
+  readonly metrics?: Metrics;
+  /**
+   * Load shedding: while the event loop lags more than this, admission requests are
+   * answered 503 at once instead of queueing past the API server's timeout (the
+   * webhook's failurePolicy then decides). 0 turns it off.
+   */
+  readonly maxEventLoopDelayMs?: number;
 }
 
 class HttpError extends Error {
@@ -54,6 +63,7 @@ export function buildApp(deps: AppDeps) {
     forceCloseConnections: 'idle',
   });
 
+  const metrics = deps.metrics ?? new Metrics();
   // The API server always sends JSON, but curl -d sends form encoding: read every body as JSON, with a clear error.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_request, body, done) => {
@@ -70,17 +80,37 @@ export function buildApp(deps: AppDeps) {
       request.log.error({ err: error, url: request.url }, 'request failed');
       return reply.code(statusCode).send({ error: 'internal error; see the podgate logs' });
     }
-    const message = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `request body exceeds ${bodyLimit} bytes` : (error.message ?? 'bad request');
+    const tooLarge = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE';
+    metrics.rejected(tooLarge ? 'too_large' : 'bad_request');
+    const message = tooLarge ? `request body exceeds ${bodyLimit} bytes` : (error.message ?? 'bad request');
     return reply.code(statusCode).send({ error: message });
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: `no route ${request.method} ${request.url}; podgate serves POST /mutate, POST /validate, GET /healthz, GET /readyz` }),
+    reply.code(404).send({ error: `no route ${request.method} ${request.url}; podgate serves POST /mutate, POST /validate, GET /healthz, GET /readyz, GET /metrics` }),
   );
 
-  const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply) => handleReview(deps, phase, request, reply);
-  app.post('/mutate', admit('mutate'));
-  app.post('/validate', admit('validate'));
+  // Admission routes in their own context, so load shedding never touches /healthz (a liveness failure under load would restart podgate).
+  void app.register(async (admission) => {
+    const maxEventLoopDelay = deps.maxEventLoopDelayMs ?? 1000;
+    if (maxEventLoopDelay > 0) {
+      await admission.register(underPressure, {
+        maxEventLoopDelay,
+        sampleInterval: 100, // react within a tenth of a second, well inside the API server's timeout
+        pressureHandler: (_request: FastifyRequest, reply: FastifyReply, type: string, value: number | undefined) => {
+          metrics.rejected('overloaded');
+          void reply
+            .code(503)
+            .header('retry-after', '1')
+            .send({ error: `podgate is overloaded (${type} ${String(value)}); retry, or the webhook's failurePolicy applies` });
+        },
+      });
+    }
+    const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply) => handleReview(deps, metrics, phase, request, reply);
+    admission.post('/mutate', admit('mutate'));
+    admission.post('/validate', admit('validate'));
+  });
   app.get('/healthz', () => ({ status: 'ok' }));
+  app.get('/metrics', async (_request, reply) => reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()));
   app.get('/readyz', (_request, reply) => {
     const state = deps.readiness();
     return reply.code(state.ready ? 200 : 503).send(state);
@@ -88,16 +118,23 @@ export function buildApp(deps: AppDeps) {
   return app;
 }
 
-function handleReview(deps: AppDeps, phase: Phase, request: FastifyRequest, reply: FastifyReply) {
+function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: FastifyRequest, reply: FastifyReply) {
   const started = process.hrtime.bigint();
   const parsed = parseAdmissionReview(request.body);
-  if (!parsed.ok) return reply.code(400).send({ error: parsed.error });
+  if (!parsed.ok) {
+    metrics.rejected('bad_request');
+    return reply.code(400).send({ error: parsed.error });
+  }
   const policy = deps.policy();
-  if (policy === undefined) return reply.code(503).send({ error: 'no valid policy is loaded yet; see /readyz' });
+  if (policy === undefined) {
+    metrics.rejected('no_policy');
+    return reply.code(503).send({ error: 'no valid policy is loaded yet; see /readyz' });
+  }
 
   const { apiVersion, request: admission } = parsed.review;
   const decision = decide(phase, admission, policy, deps.cluster());
   const latencyMs = Number(process.hrtime.bigint() - started) / 1e6;
+  metrics.decision(phase, admission.operation, admission.kind.kind, decision, latencyMs / 1000);
   request.log.info(decisionLogFields(phase, admission, decision, latencyMs), decision.allowed ? 'admitted' : 'denied');
   return reply.send(admissionResponse(apiVersion, admission.uid, decision));
 }

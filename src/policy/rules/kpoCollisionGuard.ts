@@ -72,6 +72,7 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
   return fail(
     [`the operator's lookup for this task (${describeTask(labels)}) also matches live pod ${pods} of environment ${other}; KubernetesPodOperator would find both and fail ("More than one pod running with labels"), or re-attach to ${other}'s pod and delete it`],
     `Pause the DAG in one environment, or set ${airflow.environmentKey}: "${environment}" in the operator's labels (labels= or an Airflow cluster policy) so each environment only looks up its own pods.`,
+    { tags: { environment, other } },
   );
 }
 

@@ -73,6 +73,7 @@ function mutate(config: Config, airflow: Airflow, { request, object }: RuleInput
     return fail(
       [`label ${airflow.environmentKey}="${claimed}" names environment ${claimed}, but its creator ${user} is environment ${environment}`],
       `A DAG copied from another environment keeps that environment's labels; set ${airflow.environmentKey} to "${environment}" in the operator's labels, or remove it.`,
+      { tags: { environment, owner: claimed, operation: 'CREATE' } },
     );
   }
   const claimedCluster = labels.get(airflow.clusterIdKey);

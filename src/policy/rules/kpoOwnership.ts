@@ -40,7 +40,8 @@ function validate(airflow: Airflow, { request }: RuleInput): RuleResult {
       `The likely cause: a ${actor} task re-attached to ${owner}'s pod because both environments run the same DAG with the same labels. Pause the DAG in one environment, and set ${airflow.environmentKey} in the operator's labels so each environment only finds its own pods.`,
     );
   }
-  return findings.length === 0 ? pass() : fail(findings, hints.join(' '));
+  const tags = { environment: actor ?? 'none', owner: owner ?? 'none', operation: request.operation };
+  return findings.length === 0 ? pass() : fail(findings, hints.join(' '), { tags });
 }
 
 export const kpoOwnership = defineRuleKind({

@@ -1,0 +1,89 @@
+import t from 'tap';
+import { admissionResponseOf, call, startServer } from '../helpers/https.ts';
+import { fakePolicy } from '../helpers/fake-rules.ts';
+import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
+import { Metrics } from '../../src/server/metrics.ts';
+
+const policy = fakePolicy({ rules: [{ name: 'needs-team', kind: 'requireLabel', key: 'team' }, { name: 'env', kind: 'addLabel', key: 'e', value: 'x' }] });
+
+/** One sample of the Prometheus text format, e.g. value('podgate_x_total', { a: 'b' }). */
+function value(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const [series = '', sample = ''] = line.split(/ (?=[^ ]+$)/);
+    const labelPart = series.slice(name.length);
+    if (labelPart !== '' && !labelPart.startsWith('{')) continue;
+    if (wanted.every((w) => labelPart.includes(w))) return Number(sample);
+  }
+  return undefined;
+}
+
+t.test('GET /metrics: requests by webhook, operation, kind and decision; rules; latency; rejections; process', async (t) => {
+  const metrics = new Metrics(() => ({ nodes: { synced: true, connected: false, objects: 42, relists: 3 } }));
+  const server = await startServer(policy, { metrics });
+  t.teardown(() => server.close());
+  const send = async (webhook: string, body: string) => call(`${server.url}/${webhook}`, { ca: server.ca, body });
+  for (let i = 0; i < 3; i += 1) {
+    const review = makeReview(makeRequest(makePod({ name: `p${i}` })));
+    admissionResponseOf(await send('validate', JSON.stringify(review)), review);
+  }
+  const mutate = makeReview(makeRequest(makePod({ name: 'm', labels: { team: 'a' } })));
+  admissionResponseOf(await send('mutate', JSON.stringify(mutate)), mutate);
+  await send('validate', '{nope');
+
+  const res = await call(`${server.url}/metrics`, { ca: server.ca });
+  t.equal(res.status, 200);
+  const text = res.text;
+  t.equal(value(text, 'podgate_admission_requests_total', { webhook: 'validate', operation: 'CREATE', kind: 'Pod', decision: 'denied' }), 3);
+  t.equal(value(text, 'podgate_admission_requests_total', { webhook: 'mutate', decision: 'allowed' }), 1);
+  t.equal(value(text, 'podgate_rule_results_total', { rule: 'needs-team', rule_kind: 'requireLabel', result: 'fail', action: 'deny' }), 3);
+  t.equal(value(text, 'podgate_rule_results_total', { rule: 'env', result: 'patched' }), 1);
+  t.equal(value(text, 'podgate_admission_duration_seconds_count', { webhook: 'validate' }), 3);
+  t.equal(value(text, 'podgate_admission_duration_seconds_bucket', { webhook: 'validate', le: '10' }), 3);
+  t.ok(text.includes('le="0.0001"'), 'buckets resolve a tenth of a millisecond');
+  t.equal(value(text, 'podgate_http_rejected_total', { reason: 'bad_request' }), 1);
+  t.equal(value(text, 'podgate_watch_cached_objects', { watch: 'nodes' }), 42);
+  t.equal(value(text, 'podgate_watch_synced', { watch: 'nodes' }), 1);
+  t.equal(value(text, 'podgate_watch_connected', { watch: 'nodes' }), 0);
+  t.type(value(text, 'podgate_process_resident_memory_bytes'), 'number', 'process metrics');
+  t.type(value(text, 'podgate_nodejs_eventloop_lag_seconds'), 'number');
+});
+
+t.test('policy reload metrics', async (t) => {
+  const metrics = new Metrics();
+  metrics.policyLoaded(new Date('2026-11-23T12:00:00Z'));
+  metrics.policyRejected();
+  const text = await metrics.registry.metrics();
+  t.equal(value(text, 'podgate_policy_reloads_total', { result: 'success' }), 1);
+  t.equal(value(text, 'podgate_policy_reloads_total', { result: 'failure' }), 1);
+  t.equal(value(text, 'podgate_policy_last_success_timestamp_seconds'), Date.parse('2026-11-23T12:00:00Z') / 1000);
+  t.equal(value(text, 'podgate_policy_last_load_success'), 0);
+});
+
+t.test('load shedding: while the event loop lags, admission is answered 503 at once; health is not', async (t) => {
+  const metrics = new Metrics();
+  const server = await startServer(policy, { metrics, maxEventLoopDelayMs: 50 });
+  t.teardown(() => server.close());
+  const review = makeReview(makeRequest(makePod({ labels: { team: 'a' } })));
+  // Keep the event loop busy for a second, 200 ms at a time, as a flood of work would; ask while it is.
+  const busy = (ms: number) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      // nothing else runs
+    }
+  };
+  for (let i = 0; i < 5; i += 1) setTimeout(() => { busy(200); }, i * 210);
+  await new Promise((resolve) => setTimeout(resolve, 900));
+  const shed = await call(`${server.url}/validate`, { ca: server.ca, body: JSON.stringify(review) });
+  t.equal(shed.status, 503);
+  t.match(shed.body, { error: /^podgate is overloaded/ });
+  t.equal((await call(`${server.url}/healthz`, { ca: server.ca })).status, 200, 'liveness is never shed');
+  let recovered = false;
+  for (let i = 0; i < 40 && !recovered; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    recovered = (await call(`${server.url}/validate`, { ca: server.ca, body: JSON.stringify(review) })).status === 200;
+  }
+  t.ok(recovered, 'answers again once the lag is gone');
+  t.equal(value(await metrics.registry.metrics(), 'podgate_http_rejected_total', { reason: 'overloaded' }) !== undefined, true);
+});
