@@ -36,7 +36,7 @@ function mutate(value: unknown): unknown {
   if (value === null || typeof value !== 'object' || random() < 0.15) return randomValue(3);
   if (Array.isArray(value)) {
     if (value.length === 0) return [randomValue(2)];
-    const copy = [...value];
+    const copy: unknown[] = [...(value as unknown[])];
     const index = Math.floor(random() * copy.length);
     copy[index] = mutate(copy[index]);
     return copy;
