@@ -1,4 +1,8 @@
 import { certs, CERTS_HELP } from './certs.ts';
+import { review, REVIEW_HELP } from './review.ts';
+import { test, TEST_HELP } from './test.ts';
+import { DEFAULT_POLICY_PATH } from './serve.ts';
+import { text } from 'node:stream/consumers';
 import { check, CHECK_HELP } from './check.ts';
 import { UsageError, type CommandIO } from './io.ts';
 import { schema, SCHEMA_HELP } from './schema.ts';
@@ -11,6 +15,8 @@ Usage: podgate <command> [options]
 Commands:
   serve    serve the webhooks over HTTPS (the default when no command is given)
   check    check policy files and print every problem with its line
+  review   run manifests through the policy as the API server would, offline
+  test     run a policy's test suites (cases with expected outcomes)
   schema   print the policy file's JSON Schema (for editors)
   certs    make a CA and serving certificate for the in-cluster Service (no cert-manager)
 
@@ -21,6 +27,8 @@ type Command = (argv: readonly string[], io: CommandIO) => Promise<number>;
 const COMMANDS: Readonly<Record<string, { run: Command; help: string }>> = {
   serve: { run: serve, help: SERVE_HELP },
   check: { run: check, help: CHECK_HELP },
+  review: { run: (argv, io) => review(argv, io, () => text(process.stdin), DEFAULT_POLICY_PATH), help: REVIEW_HELP },
+  test: { run: test, help: TEST_HELP },
   schema: { run: schema, help: SCHEMA_HELP },
   certs: { run: certs, help: CERTS_HELP },
 };

@@ -137,7 +137,7 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
   }
   const log = createLogger(options.pretty === undefined ? {} : { pretty: options.pretty });
 
-  const connection = connectToCluster(options, env);
+  const connection = await connectToCluster(options, env);
   log.info({ cluster: connection.mode }, `cluster watches: ${connection.detail}`);
   const watches = new ClusterWatches(connection, log);
   const store = new PolicyStore(options.configPath);

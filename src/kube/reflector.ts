@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { fetch, type Response } from 'undici';
 import { at, isRecord, stringAt } from '../admission/json.ts';
+import type { ApiClient } from './client.ts';
 
 /**
  * A list/watch loop over object *metadata* only, keeping a slim value per object.
@@ -19,7 +19,7 @@ const WATCH_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=
 
 export interface ReflectorOptions<T> {
   readonly name: string;
-  readonly kubeConfig: KubeConfig;
+  readonly client: ApiClient;
   /** Collection path, e.g. /api/v1/nodes or /api/v1/pods (all namespaces). */
   readonly path: string;
   readonly labelSelector?: string;
@@ -128,16 +128,11 @@ export class MetadataReflector<T> {
   }
 
   async #request(query: Record<string, string>, accept: string, signal: AbortSignal = this.#abort.signal): Promise<Response> {
-    const cluster = this.#options.kubeConfig.getCurrentCluster();
-    if (cluster === null) throw new Error('the kubeconfig has no current cluster');
-    const url = new URL(cluster.server + this.#options.path);
+    const url = new URL(this.#options.client.server + this.#options.path);
     for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
     if (this.#options.labelSelector) url.searchParams.set('labelSelector', this.#options.labelSelector);
-    const context = new RequestContext(url.toString(), HttpMethod.GET);
-    await this.#options.kubeConfig.applySecurityAuthentication(context);
-    context.setHeaderParam('Accept', accept);
-    const dispatcher = context.getDispatcher();
-    const response = await fetch(url, { headers: context.getHeaders(), signal, ...(dispatcher ? { dispatcher } : {}) });
+    const { headers, dispatcher } = await this.#options.client.prepare(url);
+    const response = await fetch(url, { headers: { ...headers, accept }, signal, ...(dispatcher ? { dispatcher } : {}) });
     if (response.status !== 200) {
       const text = await response.text().catch(() => '');
       throw new ApiError(response.status, `GET ${this.#options.path}: HTTP ${response.status} ${text.slice(0, 200)}`);

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { stringMapAt } from '../admission/json.ts';
 import { EMPTY_CLUSTER, type ClusterState, type KpoPod, type NodeInfo, type NodeView } from '../policy/cluster.ts';
 import { KpoPodIndex } from '../policy/kpoIndex.ts';
+import { CompactLabels, intern } from '../policy/labels.ts';
 import type { WatchName } from '../policy/rule.ts';
 import type { Check } from '../server/readiness.ts';
 import type { KubeConnection } from './connect.ts';
@@ -16,8 +17,8 @@ export function slimKpoPod(metadata: unknown): KpoPod | undefined {
   const name = stringAt(metadata, 'name');
   const namespace = stringAt(metadata, 'namespace');
   if (name === undefined || namespace === undefined) return undefined;
-  const labels = new Map([...stringMapAt(metadata, 'labels')].filter(([key]) => !UNUSED_KPO_LABELS.has(key)));
-  return { name, namespace, labels };
+  const labels = new CompactLabels([...stringMapAt(metadata, 'labels')].filter(([key]) => !UNUSED_KPO_LABELS.has(key)));
+  return { name, namespace: intern(namespace), labels };
 }
 
 /** Server-side selection of the pods worth indexing: KubernetesPodOperator's own label. */
@@ -26,7 +27,7 @@ export const KPO_WATCH_SELECTOR = 'kubernetes_pod_operator=True';
 /** The slim form of a node the cache keeps: its name and labels, nothing else. */
 export function slimNode(metadata: unknown): NodeInfo | undefined {
   const name = stringAt(metadata, 'name');
-  return name === undefined ? undefined : { name, labels: stringMapAt(metadata, 'labels') };
+  return name === undefined ? undefined : { name, labels: new CompactLabels(stringMapAt(metadata, 'labels')) };
 }
 
 function nodeView(reflector: MetadataReflector<NodeInfo>): NodeView {
@@ -65,7 +66,7 @@ export class ClusterWatches {
     for (const watch of watches) this.#needed.add(watch);
     if (this.#connection.mode === 'offline') return;
     if (watches.has('nodes') && this.#nodes === undefined) {
-      this.#nodes = new MetadataReflector({ name: 'nodes', kubeConfig: this.#connection.kubeConfig, path: '/api/v1/nodes', slim: slimNode, log: this.#log });
+      this.#nodes = new MetadataReflector({ name: 'nodes', client: this.#connection.client, path: '/api/v1/nodes', slim: slimNode, log: this.#log });
       void this.#nodes.start();
       this.#state = { ...this.#state, nodes: nodeView(this.#nodes) };
     }
@@ -73,14 +74,14 @@ export class ClusterWatches {
       const index = new KpoPodIndex(() => reflector.status.synced);
       const reflector: MetadataReflector<KpoPod> = new MetadataReflector({
         name: 'kpoPods',
-        kubeConfig: this.#connection.kubeConfig,
+        client: this.#connection.client,
         path: '/api/v1/pods',
         labelSelector: KPO_WATCH_SELECTOR,
         slim: slimKpoPod,
         log: this.#log,
-        onChange: ({ key, current }) => {
-          if (current === undefined) index.delete(key);
-          else index.upsert(key, current);
+        onChange: ({ previous, current }) => {
+          if (current !== undefined) index.upsert(current, previous);
+          else if (previous !== undefined) index.delete(previous);
         },
       });
       this.#kpoPods = reflector;

@@ -5,11 +5,15 @@ import type { KpoPod, KpoPodView } from './cluster.ts';
  * Live KubernetesPodOperator pods grouped by task-instance identity, so the
  * collision check looks at the handful of pods of one task instance rather than
  * at every pod in the cluster. Fed by the pod watch (or a file, offline).
+ *
+ * Kept lean for 50,000 pods: one small array per identity (almost always one
+ * pod), nothing per pod that the pod itself does not already hold; removing a
+ * pod needs the pod as it was indexed (the watch has it).
  */
 export class KpoPodIndex implements KpoPodView {
-  readonly #byIdentity = new Map<string, Map<string, KpoPod>>();
-  readonly #identityOf = new Map<string, string>();
+  readonly #byIdentity = new Map<string, KpoPod[]>();
   readonly #isSynced: () => boolean;
+  #size = 0;
 
   constructor(isSynced: () => boolean = () => true) {
     this.#isSynced = isSynced;
@@ -20,38 +24,37 @@ export class KpoPodIndex implements KpoPodView {
   }
 
   get size(): number {
-    return this.#identityOf.size;
+    return this.#size;
   }
 
-  readonly withIdentity = (identity: string): Iterable<KpoPod> => this.#byIdentity.get(identity)?.values() ?? [];
+  readonly withIdentity = (identity: string): Iterable<KpoPod> => this.#byIdentity.get(identity) ?? [];
 
-  /** Adds or replaces the pod under `key` (namespace/name); a pod without dag/task/run labels is dropped. */
-  upsert(key: string, pod: KpoPod): void {
-    this.delete(key);
+  /** Adds `pod`, replacing `previous` (the same pod as it was indexed before), if any. */
+  upsert(pod: KpoPod, previous?: KpoPod): void {
+    if (previous) this.delete(previous);
     const identity = kpoIdentity(pod.namespace, pod.labels);
     if (identity === undefined) return;
-    let bucket = this.#byIdentity.get(identity);
-    if (bucket === undefined) {
-      bucket = new Map();
-      this.#byIdentity.set(identity, bucket);
-    }
-    bucket.set(key, pod);
-    this.#identityOf.set(key, identity);
+    const bucket = this.#byIdentity.get(identity);
+    if (bucket) bucket.push(pod);
+    else this.#byIdentity.set(identity, [pod]);
+    this.#size += 1;
   }
 
-  delete(key: string): void {
-    const identity = this.#identityOf.get(key);
-    if (identity === undefined) return;
-    this.#identityOf.delete(key);
-    const bucket = this.#byIdentity.get(identity);
-    bucket?.delete(key);
-    if (bucket?.size === 0) this.#byIdentity.delete(identity);
+  /** Removes the pod with this namespace and name, found through its labels as indexed. */
+  delete(pod: KpoPod): void {
+    const identity = kpoIdentity(pod.namespace, pod.labels);
+    const bucket = identity === undefined ? undefined : this.#byIdentity.get(identity);
+    if (identity === undefined || bucket === undefined) return;
+    const kept = bucket.filter((other) => other.name !== pod.name || other.namespace !== pod.namespace);
+    this.#size -= bucket.length - kept.length;
+    if (kept.length === 0) this.#byIdentity.delete(identity);
+    else this.#byIdentity.set(identity, kept);
   }
 }
 
 /** An index over fixed pods: tests and the offline CLI. */
 export function staticKpoPods(pods: readonly KpoPod[]): KpoPodIndex {
   const index = new KpoPodIndex();
-  for (const pod of pods) index.upsert(`${pod.namespace}/${pod.name}`, pod);
+  for (const pod of pods) index.upsert(pod);
   return index;
 }

@@ -4,26 +4,31 @@ import { join } from 'node:path';
 import { call } from '../helpers/https.ts';
 import { startProcess } from '../helpers/process.ts';
 import { FakeApiServer } from '../helpers/fake-apiserver.ts';
+import { generateCertificates } from '../../src/certs/generate.ts';
 import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const NODES = '/api/v1/nodes';
 const node = (name: string, labels: Record<string, string> = {}) => ({ metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } } });
 
-t.test('the node watch: readiness follows it, and a node relabelled into the denylist takes effect without a restart', async (t) => {
-  const api = new FakeApiServer();
-  const server = await api.start();
+t.test('the node watch (in-cluster service account): readiness follows it, and a node relabelled into the denylist takes effect without a restart', async (t) => {
+  const apiCerts = await generateCertificates({ hosts: ['127.0.0.1'] });
+  const api = new FakeApiServer({ cert: apiCerts.cert, key: apiCerts.key });
+  const server = new URL(await api.start());
   t.teardown(() => api.close());
   api.add(NODES, node('gke-pool-1-good-a1b2'));
   api.add(NODES, node('gke-pool-1-flaky-7x2k'));
   api.down = true; // not reachable at first: podgate starts, but is not ready
 
-  const cwd = t.testdir();
-  await writeFile(
-    join(cwd, 'kubeconfig'),
-    `apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: ${server}\n    insecure-skip-tls-verify: true\nusers:\n- name: podgate\n  user:\n    token: test-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: podgate\ncurrent-context: fake\n`,
-  );
-  const podgate = await startProcess(['--kubeconfig', 'kubeconfig'], cwd);
+  const cwd = t.testdir({ serviceaccount: { token: 'rotated-token\n' } });
+  await writeFile(join(cwd, 'serviceaccount', 'ca.crt'), apiCerts.caCert);
+  api.token = 'rotated-token';
+  // As the kubelet sets a pod up: the API server's address in the environment, token and CA in the mounted directory.
+  const podgate = await startProcess([], cwd, {
+    KUBERNETES_SERVICE_HOST: server.hostname,
+    KUBERNETES_SERVICE_PORT: server.port,
+    PODGATE_SERVICEACCOUNT_DIR: join(cwd, 'serviceaccount'),
+  });
   t.teardown(() => podgate.child.kill('SIGTERM'));
   const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
   const url = `https://localhost:${podgate.port}`;

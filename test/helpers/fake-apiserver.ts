@@ -1,6 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { kubeconfigClient, type ApiClient } from '../../src/kube/client.ts';
+
+/** A kubeconfig for a plain-HTTP test server with a bearer token. */
+export function kubeconfigFor(server: string): string {
+  return `apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: ${server}\n    insecure-skip-tls-verify: true\nusers:\n- name: podgate\n  user:\n    token: test-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: podgate\ncurrent-context: fake\n`;
+}
 
 type Obj = { metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string; [key: string]: unknown }; [key: string]: unknown };
 interface Event {
@@ -28,7 +37,16 @@ function selectorMatches(selector: string | null, labels: Record<string, string>
  */
 export class FakeApiServer {
   readonly requests: { path: string; query: URLSearchParams; accept: string | undefined }[] = [];
-  #server: Server = createServer((req, res) => { this.#handle(req, res); });
+  #server: Server;
+  token = 'test-token';
+
+  /** Plain HTTP, or HTTPS with `tls` (as the in-cluster API server is). */
+  constructor(tls?: { cert: string; key: string }) {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      this.#handle(req, res);
+    };
+    this.#server = tls ? createHttpsServer(tls, handler) : createServer(handler);
+  }
   #sockets = new Set<Socket>();
   #collections = new Map<string, Map<string, Obj>>();
   #history = new Map<string, Event[]>();
@@ -44,19 +62,15 @@ export class FakeApiServer {
     });
     await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
     const address = this.#server.address();
-    return `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    return `${'setSecureContext' in this.#server ? 'https' : 'http'}://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
   }
 
-  async kubeConfig(): Promise<KubeConfig> {
+  /** Starts the server and returns a client for it, through a kubeconfig file and client-node (as out of a cluster). */
+  async client(dir = mkdtempSync(join(tmpdir(), 'fake-api-'))): Promise<ApiClient> {
     const server = await this.start();
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'fake', server, skipTLSVerify: true }],
-      users: [{ name: 'podgate', token: 'test-token' }],
-      contexts: [{ name: 'fake', cluster: 'fake', user: 'podgate' }],
-      currentContext: 'fake',
-    });
-    return kc;
+    const path = join(dir, 'kubeconfig');
+    writeFileSync(path, kubeconfigFor(server));
+    return (await kubeconfigClient(path)).client;
   }
 
   close(): Promise<void> {
@@ -121,7 +135,7 @@ export class FakeApiServer {
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
     this.requests.push({ path: url.pathname, query: url.searchParams, accept: req.headers.accept });
-    if (req.headers.authorization !== 'Bearer test-token') { this.#status(res, 401, 'Unauthorized'); return; }
+    if (req.headers.authorization !== `Bearer ${this.token}`) { this.#status(res, 401, 'Unauthorized'); return; }
     if (this.down) { this.#status(res, 503, 'ServiceUnavailable'); return; }
     const collection = this.#collection(url.pathname);
     const selector = url.searchParams.get('labelSelector');

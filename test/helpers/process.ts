@@ -4,10 +4,10 @@ import { fileURLToPath } from 'node:url';
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 /** The test's environment without anything that would point podgate at a real cluster or policy. */
-function isolatedEnv(): NodeJS.ProcessEnv {
+function isolatedEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PODGATE_CONFIG: '', KUBECONFIG: '/nonexistent/kubeconfig' };
   delete env['KUBERNETES_SERVICE_HOST'];
-  return env;
+  return { ...env, ...extra };
 }
 
 export interface ServerProcess {
@@ -20,10 +20,10 @@ export interface ServerProcess {
 }
 
 /** Starts `podgate serve` as a real process (the Node 24 running the tests), resolving once it listens. */
-export function startProcess(args: readonly string[], cwd: string): Promise<ServerProcess> {
+export function startProcess(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', ...args], {
     cwd,
-    env: isolatedEnv(),
+    env: isolatedEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Record<string, unknown>[] = [];

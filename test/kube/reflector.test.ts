@@ -13,10 +13,10 @@ const slimLabels = (metadata: unknown) => {
 
 t.test('list, then watch: add, modify, delete; metadata only; pages', async (t) => {
   const api = new FakeApiServer();
-  const kubeConfig = await api.kubeConfig();
+  const client = await api.client();
   t.teardown(() => api.close());
   for (let i = 0; i < 7; i += 1) api.add(NODES, node(`n${i}`));
-  const reflector = new MetadataReflector({ name: 'nodes', kubeConfig, path: NODES, slim: slimLabels, log: pino({ level: 'silent' }), pageSize: 3, backoff: { initialMs: 20, maxMs: 100 } });
+  const reflector = new MetadataReflector({ name: 'nodes', client, path: NODES, slim: slimLabels, log: pino({ level: 'silent' }), pageSize: 3, backoff: { initialMs: 20, maxMs: 100 } });
   t.teardown(() => { reflector.stop(); });
   await reflector.start();
   t.equal(reflector.store.size, 7, 'all pages listed');
@@ -37,10 +37,10 @@ t.test('list, then watch: add, modify, delete; metadata only; pages', async (t) 
 
 t.test('a dropped connection resumes from the last version; 410 Gone re-lists', async (t) => {
   const api = new FakeApiServer();
-  const kubeConfig = await api.kubeConfig();
+  const client = await api.client();
   t.teardown(() => api.close());
   api.add(NODES, node('a'));
-  const reflector = new MetadataReflector({ name: 'nodes', kubeConfig, path: NODES, slim: slimLabels, log: pino({ level: 'silent' }), backoff: { initialMs: 20, maxMs: 100 } });
+  const reflector = new MetadataReflector({ name: 'nodes', client, path: NODES, slim: slimLabels, log: pino({ level: 'silent' }), backoff: { initialMs: 20, maxMs: 100 } });
   t.teardown(() => { reflector.stop(); });
   await reflector.start();
   await waitFor('the watch', () => api.openWatches() === 1);
@@ -70,11 +70,11 @@ t.test('a dropped connection resumes from the last version; 410 Gone re-lists', 
 
 t.test('a label-selected watch keeps only matching objects', async (t) => {
   const api = new FakeApiServer();
-  const kubeConfig = await api.kubeConfig();
+  const client = await api.client();
   t.teardown(() => api.close());
   api.add('/api/v1/pods', { metadata: { name: 'kpo', namespace: 'airflow', labels: { kubernetes_pod_operator: 'True' } } });
   api.add('/api/v1/pods', { metadata: { name: 'web', namespace: 'airflow', labels: { component: 'webserver' } } });
-  const reflector = new MetadataReflector({ name: 'pods', kubeConfig, path: '/api/v1/pods', labelSelector: 'kubernetes_pod_operator=True', slim: () => true, log: pino({ level: 'silent' }) });
+  const reflector = new MetadataReflector({ name: 'pods', client, path: '/api/v1/pods', labelSelector: 'kubernetes_pod_operator=True', slim: () => true, log: pino({ level: 'silent' }) });
   t.teardown(() => { reflector.stop(); });
   await reflector.start();
   t.same([...reflector.store.keys()], ['airflow/kpo']);

@@ -38,7 +38,7 @@ t.test('incident 1 end to end over HTTPS: two environments, one namespace, the s
     const validation = await review('validate', makeRequest(patched, who));
     if (!validation.allowed) return { allowed: false, message: validation.status?.message, pod: patched };
     const metadata = patched['metadata'] as { name: string; namespace: string; labels: Record<string, string> };
-    index.upsert(`${metadata.namespace}/${metadata.name}`, { name: metadata.name, namespace: metadata.namespace, labels: new Map(Object.entries(metadata.labels)) });
+    index.upsert({ name: metadata.name, namespace: metadata.namespace, labels: new Map(Object.entries(metadata.labels)) });
     return { allowed: true, message: undefined, pod: patched, warnings: mutation.warnings };
   };
 
@@ -64,7 +64,8 @@ t.test('incident 1 end to end over HTTPS: two environments, one namespace, the s
   ((relabel['metadata'] as Json)['labels'] as Record<string, string>)['podgate.io/environment'] = 'production';
   t.equal((await review('validate', makeRequest(relabel, { ...PRODUCTION, operation: 'UPDATE', oldObject: alpha.pod }))).allowed, false, 'an UPDATE changing the label');
 
-  index.upsert('airflow/export-action-log-4devg7t1', { name: 'export-action-log-4devg7t1', namespace: 'airflow', labels: new Map(Object.entries(((checkedPod['metadata'] as Json)['labels'] as Record<string, string>))) });
+  const liveAlpha = { name: 'export-action-log-4devg7t1', namespace: 'airflow', labels: new Map(Object.entries(((alpha.pod['metadata'] as Json)['labels'] as Record<string, string>))) };
+  index.upsert({ ...liveAlpha, labels: new Map(Object.entries(((checkedPod['metadata'] as Json)['labels'] as Record<string, string>))) }, liveAlpha);
   t.equal((await create(makeKpoPod({ suffix: 'p0o9i8u7', tryNumber: 2 }), PRODUCTION)).allowed, true, 'allowed once alpha’s pod is already_checked');
   t.equal((await review('validate', makeRequest(alpha.pod, { ...ALPHA, operation: 'DELETE' }))).allowed, true, "alpha's own delete");
 });

@@ -1,0 +1,113 @@
+import jsonpatch from 'fast-json-patch';
+import { decide } from '../admission/decide.ts';
+import type { PatchOp } from '../admission/patch.ts';
+import type { AdmissionRequest, Operation } from '../admission/review.ts';
+import { stringAt, stringMapAt } from '../admission/json.ts';
+import { EMPTY_CLUSTER, staticNodes, type ClusterState } from '../policy/cluster.ts';
+import { staticKpoPods } from '../policy/kpoIndex.ts';
+import type { Policy } from '../policy/policy.ts';
+import { objectRef } from '../policy/workload.ts';
+import type { SourcedObject } from './objects.ts';
+
+/**
+ * The API server's part, offline: the review it would send for an object, the
+ * mutating phase, the patch applied, then the validating phase, all through the
+ * same decide() the server runs. Used by `podgate review` and `podgate test`.
+ */
+export interface Identity {
+  readonly username: string;
+  readonly groups: readonly string[];
+  readonly extra: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface Simulation {
+  readonly ref: string;
+  readonly source: string;
+  readonly admitted: boolean;
+  readonly messages: readonly string[];
+  readonly warnings: readonly string[];
+  readonly patch: readonly PatchOp[];
+  readonly result: unknown;
+}
+
+const RESOURCES: Readonly<Record<string, string>> = {
+  Pod: 'pods',
+  Deployment: 'deployments',
+  StatefulSet: 'statefulsets',
+  DaemonSet: 'daemonsets',
+  ReplicaSet: 'replicasets',
+  Job: 'jobs',
+  CronJob: 'cronjobs',
+  ReplicationController: 'replicationcontrollers',
+};
+
+let counter = 0;
+
+export function requestFor(object: Record<string, unknown>, identity: Identity, operation: Operation, defaultNamespace: string): AdmissionRequest {
+  const apiVersion = stringAt(object, 'apiVersion') ?? 'v1';
+  const [group, version] = apiVersion.includes('/') ? (apiVersion.split('/') as [string, string]) : ['', apiVersion];
+  const kind = stringAt(object, 'kind') ?? '';
+  const name = stringAt(object, 'metadata', 'name');
+  counter += 1;
+  return {
+    uid: `podgate-review-${counter}`,
+    kind: { group, version, kind },
+    resource: { group, version, resource: RESOURCES[kind] ?? `${kind.toLowerCase()}s` },
+    ...(name ? { name } : {}),
+    namespace: stringAt(object, 'metadata', 'namespace') ?? defaultNamespace,
+    operation,
+    userInfo: { username: identity.username, groups: [...identity.groups], extra: Object.fromEntries(Object.entries(identity.extra).map(([k, v]) => [k, [...v]])) },
+    ...(operation === 'DELETE' ? { oldObject: object } : { object }),
+  };
+}
+
+export function simulate(policy: Policy, cluster: ClusterState, input: SourcedObject, identity: Identity, operation: Operation = 'CREATE', defaultNamespace = 'default'): Simulation {
+  const request = requestFor(input.object, identity, operation, defaultNamespace);
+  const ref = objectRef(request, input.object);
+  const mutation = decide('mutate', request, policy, cluster);
+  if (!mutation.allowed) return { ref, source: input.source, admitted: false, messages: [mutation.denial?.message ?? ''], warnings: mutation.warnings, patch: [], result: input.object };
+  const result: unknown = mutation.patch.length === 0 ? input.object : jsonpatch.applyPatch(structuredClone(input.object), structuredClone(mutation.patch) as jsonpatch.Operation[], true, false).newDocument;
+  const validation = decide('validate', operation === 'DELETE' ? request : { ...request, object: result }, policy, cluster);
+  return {
+    ref,
+    source: input.source,
+    admitted: validation.allowed,
+    messages: validation.denial ? [validation.denial.message] : [],
+    warnings: [...mutation.warnings, ...validation.warnings],
+    patch: mutation.patch,
+    result,
+  };
+}
+
+/**
+ * Cluster state from objects a user gives (`kubectl get pods,nodes -o yaml`):
+ * Nodes feed the node view, KubernetesPodOperator pods the pod index. Without
+ * nodes, rules judge by names (as before the node watch syncs); without pods,
+ * the cluster has no live KPO pods.
+ */
+export function clusterFrom(objects: readonly SourcedObject[]): ClusterState {
+  const nodes = objects.filter(({ object }) => object['kind'] === 'Node').flatMap(({ object }) => {
+    const name = stringAt(object, 'metadata', 'name');
+    return name === undefined ? [] : [{ name, labels: stringMapAt(object, 'metadata', 'labels') }];
+  });
+  const pods = objects.filter(({ object }) => object['kind'] === 'Pod').flatMap(({ object }) => {
+    const name = stringAt(object, 'metadata', 'name');
+    const namespace = stringAt(object, 'metadata', 'namespace') ?? 'default';
+    return name === undefined ? [] : [{ name, namespace, labels: stringMapAt(object, 'metadata', 'labels') }];
+  });
+  return { ...EMPTY_CLUSTER, ...(nodes.length > 0 ? { nodes: staticNodes(nodes) } : {}), kpoPods: staticKpoPods(pods) };
+}
+
+/** A JSON Patch as a person reads it: `+ metadata.labels["podgate.io/environment"]: "alpha"`. */
+export function describePatch(patch: readonly PatchOp[]): string[] {
+  return patch.map((op) => {
+    const path = op.path
+      .split('/')
+      .slice(1)
+      .map((token) => token.replaceAll('~1', '/').replaceAll('~0', '~'))
+      .map((token, i) => (/^\d+$/.test(token) || token === '-' ? `[${token}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(token) ? `${i === 0 ? '' : '.'}${token}` : `[${JSON.stringify(token)}]`))
+      .join('');
+    const sign = op.op === 'remove' ? '-' : op.op === 'replace' ? '~' : op.op === 'test' ? '?' : '+';
+    return op.op === 'remove' ? `${sign} ${path}` : `${sign} ${path}: ${JSON.stringify(op.value)}`;
+  });
+}

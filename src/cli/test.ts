@@ -1,0 +1,149 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Type, type Static } from '@sinclair/typebox';
+import { parse } from 'yaml';
+import { compileValidator, formatPath, schemaProblems, StringEnum } from '../config/ajv.ts';
+import { readPolicyFile } from '../config/load.ts';
+import { OPERATIONS } from '../admission/review.ts';
+import { stringMapAt } from '../admission/json.ts';
+import { compilePolicy } from '../policy/registry.ts';
+import { InputError, readObjects } from './objects.ts';
+import { clusterFrom, simulate } from './simulate.ts';
+import { UsageError, type CommandIO } from './io.ts';
+
+export const TEST_HELP = `Usage: podgate test <dir|file>...
+
+Runs test suites of a policy against objects, like kyverno test: each suite
+(a file named podgate-test.yaml in a directory, or given directly) names a
+policy, optional cluster state, and cases of an object, an identity and what
+must happen. Paths in a suite are relative to it.
+
+  apiVersion: podgate.io/v1alpha1
+  kind: Test
+  policy: ../../manifests/base/podgate.yaml
+  cluster: [cluster.yaml]            # existing Pods and Nodes (optional)
+  cases:
+    - name: a too-small api-server is denied
+      resource: resources/api-server-small.yaml
+      user: system:serviceaccount:ci:helm
+      groups: [system:serviceaccounts]
+      operation: CREATE                # or DELETE: the object is the existing one
+      expect:
+        result: denied                 # admitted | warned | denied
+        messages: ["limits.memory 1Gi is below the floor 4Gi"]
+        labels: { podgate.io/environment: production }
+
+Exit status: 0 every case passed, 1 a case failed, 2 a suite could not be read.
+
+Example:
+  podgate test examples/policy-test
+`;
+
+const Case = Type.Object(
+  {
+    name: Type.String({ minLength: 1 }),
+    resource: Type.String({ minLength: 1 }),
+    user: Type.Optional(Type.String()),
+    groups: Type.Optional(Type.Array(Type.String())),
+    extra: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+    namespace: Type.Optional(Type.String()),
+    operation: Type.Optional(StringEnum(OPERATIONS)),
+    expect: Type.Object(
+      {
+        result: StringEnum(['admitted', 'warned', 'denied'] as const),
+        messages: Type.Optional(Type.Array(Type.String())),
+        labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+const Suite = Type.Object(
+  {
+    apiVersion: Type.Literal('podgate.io/v1alpha1'),
+    kind: Type.Literal('Test'),
+    policy: Type.String({ minLength: 1 }),
+    cluster: Type.Optional(Type.Array(Type.String())),
+    cases: Type.Array(Case, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+type TestCase = Static<typeof Case>;
+const isSuite = compileValidator(Suite);
+
+async function suiteFiles(paths: readonly string[]): Promise<string[]> {
+  const { stat } = await import('node:fs/promises');
+  return Promise.all(paths.map(async (path) => ((await stat(path).catch(() => undefined))?.isDirectory() ? join(path, 'podgate-test.yaml') : path)));
+}
+
+async function runSuite(file: string, io: CommandIO): Promise<{ passed: number; failed: number }> {
+  let document: unknown;
+  try {
+    document = parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new InputError(`${file}: ${error instanceof Error ? error.message.split('\n')[0] ?? '' : String(error)}`);
+  }
+  if (!isSuite(document)) throw new InputError(`${file}: ${schemaProblems(isSuite.errors, document).map((p) => `${formatPath(p.path)}: ${p.message}`).join('; ')}`);
+  const base = dirname(file);
+  const policy = await readPolicyFile(resolve(base, document.policy), compilePolicy);
+  if (!policy.ok) throw new InputError(`${file}: its policy is not valid:\n${policy.errors.join('\n')}`);
+  const noStdin = () => Promise.reject(new InputError('a test suite cannot read standard input'));
+  const cluster = clusterFrom(await readObjects((document.cluster ?? []).map((path) => resolve(base, path)), noStdin));
+  io.out(`${file} (policy ${document.policy})\n`);
+  let passed = 0;
+  let failed = 0;
+  for (const testCase of document.cases) {
+    const problems = await runCase(testCase, base, policy.policy, cluster, noStdin);
+    if (problems.length === 0) passed += 1;
+    else failed += 1;
+    io.out(`  ${problems.length === 0 ? 'PASS' : 'FAIL'}  ${testCase.name}\n${problems.map((p) => `        ${p}\n`).join('')}`);
+  }
+  return { passed, failed };
+}
+
+async function runCase(testCase: TestCase, base: string, policy: Parameters<typeof simulate>[0], cluster: Parameters<typeof simulate>[1], stdin: () => Promise<string>): Promise<string[]> {
+  const [object] = await readObjects([resolve(base, testCase.resource)], stdin);
+  if (object === undefined) return [`${testCase.resource} holds no object`];
+  const identity = { username: testCase.user ?? 'kubernetes-admin', groups: testCase.groups ?? ['system:authenticated'], extra: testCase.extra ?? {} };
+  const result = simulate(policy, cluster, object, identity, testCase.operation ?? 'CREATE', testCase.namespace ?? 'default');
+  const got = !result.admitted ? 'denied' : result.warnings.length > 0 ? 'warned' : 'admitted';
+  const problems: string[] = [];
+  if (got !== testCase.expect.result) problems.push(`expected ${testCase.expect.result}, got ${got}: ${[...result.messages, ...result.warnings].join(' | ') || '(no message)'}`);
+  const said = [...result.messages, ...result.warnings];
+  for (const expected of testCase.expect.messages ?? []) {
+    if (!said.some((message) => message.includes(expected))) problems.push(`no message contains "${expected}"`);
+  }
+  const labels = stringMapAt(result.result, 'metadata', 'labels');
+  for (const [key, value] of Object.entries(testCase.expect.labels ?? {})) {
+    if (labels.get(key) !== value) problems.push(`label ${key}: expected "${value}", got ${labels.has(key) ? `"${labels.get(key) ?? ''}"` : 'none'}`);
+  }
+  return problems;
+}
+
+export async function test(argv: readonly string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({ args: [...argv], allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    io.out(TEST_HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError('test needs a suite directory or file', TEST_HELP);
+  let passed = 0;
+  let failed = 0;
+  try {
+    for (const file of await suiteFiles(positionals)) {
+      const counts = await runSuite(file, io);
+      passed += counts.passed;
+      failed += counts.failed;
+    }
+  } catch (error) {
+    if (error instanceof InputError) {
+      io.err(`podgate test: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  io.out(`${passed} passed, ${failed} failed\n`);
+  return failed > 0 ? 1 : 0;
+}
