@@ -6,22 +6,26 @@ import { pino, type Logger } from 'pino';
  * (never a reviewed object, a header or a key), so no redaction pass runs on
  * the hot path.
  *
- * JSON goes through an asynchronous, buffered destination: one log line per
- * admission decision written synchronously halves podgate's throughput. The
- * buffer is flushed on exit and every second, so a line is at most that late.
+ * JSON lines are buffered and written 4 KiB at a time (and every second): one
+ * write per admission decision halved podgate's throughput. Writes stay
+ * synchronous: an asynchronous writer left a stopping podgate hanging on a
+ * stdout whose reader had gone.
  */
 export function createLogger(options: { readonly level?: string; readonly pretty?: boolean } = {}): Logger {
   const level = options.level ?? process.env['LOG_LEVEL'] ?? 'info';
   if (options.pretty ?? process.stdout.isTTY) {
     return pino({ level, base: { service: 'podgate' }, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
   }
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const destination = pino.destination({ dest: 1, sync: true, minLength: 4096 });
+  // A log reader that went away (EPIPE) must not take the server down with it; there is nowhere left to say so.
+  destination.on('error', () => undefined);
   const flusher = setInterval(() => {
-    destination.flush();
+    try {
+      destination.flush();
+    } catch {
+      // the reader went away; keep serving
+    }
   }, 1000);
   flusher.unref();
-  process.once('exit', () => {
-    destination.flushSync();
-  });
   return pino({ level, base: { service: 'podgate' } }, destination);
 }

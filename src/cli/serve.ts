@@ -195,6 +195,7 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
       log.info({ signal }, 'stopping: no new connections, finishing requests in flight');
       const force = setTimeout(() => {
         log.error({ timeoutMs: options.shutdownTimeoutMs }, 'requests still in flight at the shutdown timeout; exiting anyway');
+        setTimeout(() => process.exit(1), 1000).unref();
         resolve(1);
       }, options.shutdownTimeoutMs);
       force.unref();
@@ -205,6 +206,14 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
         () => {
           clearTimeout(force);
           log.info('stopped');
+          try {
+            log.flush();
+          } catch {
+            // stdout is gone; nothing left to tell
+          }
+          // Normally the process ends here by itself. A log line stuck on a stdout nobody reads
+          // (a dead log collector) must not keep it alive: give the logs a moment, then go.
+          setTimeout(() => process.exit(process.exitCode ?? 0), 3000).unref();
           resolve(0);
         },
         (error: unknown) => {

@@ -64,6 +64,7 @@ t.test('a dropped connection resumes from the last version; 410 Gone re-lists', 
   t.same([...reflector.store.keys()].sort(), ['b', 'c']);
   t.equal(reflector.store.get('c'), 'true');
 
+  await waitFor('the watch after the re-list', () => api.openWatches() === 1);
   api.expireWatches();
   await waitFor('a re-list on a 410 ERROR event', () => reflector.status.relists === 3, 5_000);
 });
