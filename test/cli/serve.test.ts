@@ -3,6 +3,9 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { call } from '../helpers/https.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { runCommand, startProcess } from '../helpers/process.ts';
@@ -133,4 +136,26 @@ t.test('podgate check', async (t) => {
   t.equal(missing.code, 1);
   t.equal(missing.stderr, 'nope.yaml: cannot read the policy file (ENOENT)\n');
   t.equal((await runCommand(['check'], cwd)).code, 2);
+});
+
+t.test('SIGTERM still ends the process when whoever read its log has gone', async (t) => {
+  const cwd = t.testdir();
+  // A parent that starts podgate, fills its stdout pipe with decisions it never reads, and exits.
+  const pid = Number((await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../helpers/leave-running.ts', import.meta.url)), cwd])).stdout.trim());
+  t.ok(pid > 0);
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  t.ok(alive(), 'podgate outlived its parent');
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (alive() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  const stillRunning = alive();
+  if (stillRunning) process.kill(pid, 'SIGKILL');
+  t.notOk(stillRunning, 'exited within 10 s of SIGTERM');
 });
