@@ -3,7 +3,7 @@
 // Fastify baseline, and prints requests/s, latency, RSS and the ratios. Figures
 // from a shared 2-core machine are noisy: compare ratios within one run.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,25 +37,28 @@ function rss(pid: number | undefined): number {
 }
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 
-function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number }> {
+let logs = 0;
+/**
+ * Starts a server whose stdout goes to a file, not a pipe: this process blocks in
+ * execFileSync while the load runs and could not drain a pipe, and podgate's
+ * synchronous log writes would then stall on it (as they should on a stuck
+ * collector; that is not what this measures).
+ */
+async function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number }> {
   const base: NodeJS.ProcessEnv = { ...process.env, KUBECONFIG: '/nonexistent' };
   delete base['KUBERNETES_SERVICE_HOST'];
-  const child = spawn(process.execPath, args, { cwd: work, stdio: ['ignore', 'pipe', 'inherit'], env: { ...base, ...env } });
+  logs += 1;
+  const logPath = join(work, `server-${logs}.log`);
+  const out = openSync(logPath, 'w');
+  const child = spawn(process.execPath, args, { cwd: work, stdio: ['ignore', out, 'inherit'], env: { ...base, ...env } });
   children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = ready.exec(out);
-      if (!match) return;
-      // From here on its log is drained, not kept: the bench must not be the bottleneck it measures.
-      child.stdout.off('data', onData);
-      child.stdout.resume();
-      resolve({ child, port: Number(match[1]) });
-    };
-    child.stdout.on('data', onData);
-    child.on('exit', (code) => { reject(new Error(`exited ${String(code)} before it was ready: ${out.slice(-500)}`)); });
-  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const match = ready.exec(readFileSync(logPath, 'utf8'));
+    if (match) return { child, port: Number(match[1]) };
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`not ready: ${readFileSync(logPath, 'utf8').slice(-500)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 interface LoadFigures { rps: number; p50: number; p99: number; errors: number; timeouts?: number; non2xx?: number }

@@ -55,6 +55,8 @@ interface CompiledEntry {
 
 interface Denylist {
   readonly entries: readonly CompiledEntry[];
+  /** Namespaces never judged, compiled once with the rule. */
+  readonly exemptNamespace: NameMatcher;
   /** The first entry that lists this node; a node the watch knows is judged by its labels too. */
   readonly entryFor: (name: string, nodes: NodeView) => CompiledEntry | undefined;
   readonly entryForNode: (node: NodeInfo) => CompiledEntry | undefined;
@@ -81,13 +83,14 @@ function compileEntries(config: Config): { denylist: Denylist; problems: Problem
     const known = nodes.byName(name);
     return known ? entryForNode(known) : entries.find((e) => e.matchesName?.(name) === true);
   };
-  return { denylist: { entries, entryFor, entryForNode }, problems };
+  const exemptNamespace = globMatcher(config.exemptNamespaces ?? ['kube-system']);
+  return { denylist: { entries, entryFor, entryForNode, exemptNamespace }, problems };
 }
 
 const HINT = 'Remove the node pin or choose another node.';
 
-function exempt(config: Config, workload: Workload, namespace: string): boolean {
-  if (globMatcher(config.exemptNamespaces ?? ['kube-system'])(namespace)) return true;
+function exempt(config: Config, exemptNamespace: NameMatcher, workload: Workload, namespace: string): boolean {
+  if (exemptNamespace(namespace)) return true;
   if ((config.daemonSets ?? 'exempt') === 'check') return false;
   if (workload.kind === 'apps/DaemonSet') return true;
   return arrayAt(workload.podMetadata, 'ownerReferences').some((owner) => stringAt(owner, 'kind') === 'DaemonSet');
@@ -105,7 +108,7 @@ function listed(names: readonly string[]): string {
 
 function validate(config: Config, denylist: Denylist, { request, object, cluster }: RuleInput): RuleResult {
   const workload = workloadOf(request, object);
-  if (workload === undefined || !bringsNewPodSpec(request, workload) || exempt(config, workload, request.namespace ?? '')) return skip();
+  if (workload === undefined || !bringsNewPodSpec(request, workload) || exempt(config, denylist.exemptNamespace, workload, request.namespace ?? '')) return skip();
   const specPath = [...workload.podPath, 'spec'].join('.');
   const constraints = nodeConstraints(workload.podSpec);
 
@@ -274,7 +277,7 @@ function steeringPatch(podSpec: unknown, specPointer: readonly string[], negatio
 function mutate(config: Config, denylist: Denylist, { request, object, cluster }: RuleInput): RuleResult {
   const workload = workloadOf(request, object);
   // Only new Pods are steered: patching a controller's template would fight `helm upgrade`'s three-way merge.
-  if (workload?.kind !== 'Pod' || request.operation !== 'CREATE' || exempt(config, workload, request.namespace ?? '')) return skip();
+  if (workload?.kind !== 'Pod' || request.operation !== 'CREATE' || exempt(config, denylist.exemptNamespace, workload, request.namespace ?? '')) return skip();
   const constraints = nodeConstraints(workload.podSpec);
   if (constraints.nodeName !== undefined) return skip(); // already bound: the validating check decides
   if (constraints.requiredTerms !== undefined && constraints.requiredTerms.length === 0) return skip(); // invalid: the API server will say so

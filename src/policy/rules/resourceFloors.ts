@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Problem } from '../../config/ajv.ts';
 import { at, field, isRecord } from '../../admission/json.ts';
-import { globMatcher } from '../glob.ts';
+import { globMatcher, type NameMatcher } from '../glob.ts';
 import { compareQuantities, parseQuantity, type Quantity } from '../quantity.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 import { bringsNewPodSpec, containersOf, WORKLOAD_KINDS, workloadOf } from '../workload.ts';
@@ -74,10 +74,9 @@ function ownValue(resources: unknown, resourceKind: ResourceKind, resource: stri
   return limit === undefined ? undefined : { raw: limit, source: 'defaulted from its limit' };
 }
 
-function evaluate(config: Config, floors: FloorList, { request, object }: RuleInput): RuleResult {
+function evaluate(config: Config, floors: FloorList, selects: NameMatcher, { request, object }: RuleInput): RuleResult {
   const workload = workloadOf(request, object);
   if (workload === undefined || !bringsNewPodSpec(request, workload)) return skip();
-  const selects = globMatcher(config.containers ?? ['*']);
   const lists = config.initContainers ? (['initContainers', 'containers'] as const) : (['containers'] as const);
   const podResources = at(workload.podSpec, 'resources');
 
@@ -124,6 +123,7 @@ export const resourceFloors = defineRuleKind({
   build(config) {
     const { floors, problems } = parseFloors(config);
     if (problems.length > 0) return { problems };
-    return { kinds: WORKLOAD_KINDS, validate: (input) => evaluate(config, floors, input) };
+    const selects = globMatcher(config.containers ?? ['*']); // compiled once, not per request
+    return { kinds: WORKLOAD_KINDS, validate: (input) => evaluate(config, floors, selects, input) };
   },
 });
