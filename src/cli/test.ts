@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Type, type Static } from '@sinclair/typebox';
@@ -74,7 +74,6 @@ type TestCase = Static<typeof Case>;
 const isSuite = compileValidator(Suite);
 
 async function suiteFiles(paths: readonly string[]): Promise<string[]> {
-  const { stat } = await import('node:fs/promises');
   return Promise.all(paths.map(async (path) => ((await stat(path).catch(() => undefined))?.isDirectory() ? join(path, 'podgate-test.yaml') : path)));
 }
 
