@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { stringMapAt } from '../admission/json.ts';
+import { stringAt, stringMapAt } from '../admission/json.ts';
 import { EMPTY_CLUSTER, type ClusterState, type KpoPod, type NodeInfo, type NodeView } from '../policy/cluster.ts';
 import { KpoPodIndex } from '../policy/kpoIndex.ts';
 import { CompactLabels, intern } from '../policy/labels.ts';
@@ -7,7 +7,6 @@ import type { WatchName } from '../policy/rule.ts';
 import type { Check } from '../server/readiness.ts';
 import type { KubeConnection } from './connect.ts';
 import { MetadataReflector, type ReflectorStatus } from './reflector.ts';
-import { stringAt } from '../admission/json.ts';
 
 /** Labels of KPO pods that no lookup selects on: not worth their memory across 50,000 pods. */
 const UNUSED_KPO_LABELS = new Set(['try_number', 'airflow_version', 'airflow_kpo_in_cluster']);

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Problem } from '../config/ajv.ts';
+import { stringAt } from '../admission/json.ts';
 import type { UserInfo } from '../admission/review.ts';
 import { globMatcher, type NameMatcher } from './glob.ts';
 import { compileLabelSelector, labelSelectorProblems, LabelSelectorSchema, type LabelPredicate } from './selector.ts';
@@ -141,4 +142,15 @@ export function kpoIdentity(namespace: string, labels: ReadonlyMap<string, strin
   const run = labels.get('run_id');
   if (dag === undefined || task === undefined || run === undefined) return undefined;
   return [namespace, dag, task, run, labels.get('map_index') ?? ''].join('\u0000');
+}
+
+/** The problem for a kpo* rule in a policy without the airflow section. */
+export function missingAirflow(kind: string): { readonly problems: readonly Problem[] } {
+  return { problems: [{ path: ['kind'], message: `${kind} needs the airflow section at the top of the policy (clusterId and environments)` }] };
+}
+
+/** Label keys podgate added to this pod itself (from its annotation): not part of the operator's lookup selector. */
+export function injectedKeys(airflow: Airflow, pod: unknown): ReadonlySet<string> {
+  const listed = stringAt(pod, 'metadata', 'annotations', airflow.injectedKey) ?? '';
+  return new Set(listed.split(',').filter((key) => key !== ''));
 }

@@ -1,10 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum } from '../../config/ajv.ts';
 import { stringAt, stringMapAt } from '../../admission/json.ts';
-import { kpoIdentity, KPO_TASK_LABELS, KPO_UNSELECTED_LABELS, type Airflow } from '../airflow.ts';
+import { injectedKeys, kpoIdentity, KPO_TASK_LABELS, KPO_UNSELECTED_LABELS, missingAirflow, type Airflow } from '../airflow.ts';
 import type { KpoPod } from '../cluster.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
-import { injectedKeys } from './kpoEnvironment.ts';
 
 /**
  * kpoCollisionGuard (validating): refuse the second pod of a cross-environment
@@ -41,7 +40,6 @@ function describeTask(labels: ReadonlyMap<string, string>): string {
 }
 
 function validate(config: Config, airflow: Airflow, { request, object, cluster }: RuleInput): RuleResult {
-  if (request.kind.kind !== 'Pod' || request.kind.group !== '' || request.operation !== 'CREATE') return skip();
   const labels = stringMapAt(object, 'metadata', 'labels');
   if (!airflow.isKpoPod(labels)) return skip();
   const environment = airflow.environmentOf(request.userInfo) ?? labels.get(airflow.environmentKey);
@@ -80,7 +78,8 @@ export const kpoCollisionGuard = defineRuleKind({
   kind: 'kpoCollisionGuard',
   schema,
   build(config, { airflow }) {
-    if (airflow === undefined) return { problems: [{ path: ['kind'], message: 'kpoCollisionGuard needs the airflow section at the top of the policy (clusterId and environments)' }] };
+    if (airflow === undefined) return missingAirflow('kpoCollisionGuard');
+    // The engine calls it for Pod CREATEs only (kinds, operations).
     return { kinds: ['Pod'], operations: ['CREATE'], watches: ['kpoPods'], validate: (input) => validate(config, airflow, input) };
   },
 });

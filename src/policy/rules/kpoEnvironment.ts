@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum } from '../../config/ajv.ts';
-import { stringAt, stringMapAt } from '../../admission/json.ts';
-import { isLabelValue, type Airflow } from '../airflow.ts';
+import { stringMapAt } from '../../admission/json.ts';
+import { injectedKeys, isLabelValue, missingAirflow, type Airflow } from '../airflow.ts';
 import { addToMetadataMap } from '../metadataPatch.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 
@@ -30,12 +30,6 @@ function severity(value: Config['scopedLookups']) {
   return chosen === 'admit' ? undefined : chosen;
 }
 
-/** Label keys podgate added to this pod itself (from its annotation): not part of the operator's lookup selector. */
-export function injectedKeys(airflow: Airflow, pod: unknown): ReadonlySet<string> {
-  const listed = stringAt(pod, 'metadata', 'annotations', airflow.injectedKey) ?? '';
-  return new Set(listed.split(',').filter((key) => key !== ''));
-}
-
 function labelsToAdd(airflow: Airflow, labels: ReadonlyMap<string, string>, environment: string): Record<string, string> {
   const add: Record<string, string> = {};
   if (!labels.has(airflow.environmentKey)) add[airflow.environmentKey] = environment;
@@ -50,7 +44,6 @@ function labelPatch(airflow: Airflow, object: unknown, add: Record<string, strin
 }
 
 function mutate(config: Config, airflow: Airflow, { request, object }: RuleInput): RuleResult {
-  if (request.kind.kind !== 'Pod' || request.kind.group !== '' || request.operation !== 'CREATE') return skip();
   const labels = stringMapAt(object, 'metadata', 'labels');
   if (!airflow.isKpoPod(labels)) return skip();
   const user = request.userInfo.username ?? '(no username)';
@@ -101,10 +94,11 @@ export const kpoEnvironment = defineRuleKind({
   kind: 'kpoEnvironment',
   schema,
   build(config, { airflow }) {
-    if (airflow === undefined) return { problems: [{ path: ['kind'], message: 'kpoEnvironment needs the airflow section at the top of the policy (clusterId and environments)' }] };
+    if (airflow === undefined) return missingAirflow('kpoEnvironment');
     if (config.unknownCreatorLabel !== undefined && !isLabelValue(config.unknownCreatorLabel)) {
       return { problems: [{ path: ['unknownCreatorLabel'], message: `"${config.unknownCreatorLabel}" is not a valid label value` }] };
     }
+    // The engine calls it for Pod CREATEs only (kinds, operations): no second check in mutate().
     return { kinds: ['Pod'], operations: ['CREATE'], mutate: (input) => mutate(config, airflow, input) };
   },
 });

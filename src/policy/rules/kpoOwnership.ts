@@ -1,5 +1,5 @@
 import { stringMapAt } from '../../admission/json.ts';
-import type { Airflow } from '../airflow.ts';
+import { missingAirflow, type Airflow } from '../airflow.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 
 /**
@@ -13,7 +13,6 @@ import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type Rule
 const schema = ruleSchema('kpoOwnership', "Stops one environment from modifying, relabelling or deleting another environment's KPO pods.", {});
 
 function validate(airflow: Airflow, { request }: RuleInput): RuleResult {
-  if (request.kind.kind !== 'Pod' || request.kind.group !== '') return skip();
   const before = stringMapAt(request.oldObject, 'metadata', 'labels');
   if (!airflow.isKpoPod(before)) return skip();
   const owner = before.get(airflow.environmentKey);
@@ -48,7 +47,8 @@ export const kpoOwnership = defineRuleKind({
   kind: 'kpoOwnership',
   schema,
   build(_config, { airflow }) {
-    if (airflow === undefined) return { problems: [{ path: ['kind'], message: 'kpoOwnership needs the airflow section at the top of the policy (clusterId and environments)' }] };
+    if (airflow === undefined) return missingAirflow('kpoOwnership');
+    // The engine calls it for Pod UPDATEs and DELETEs only (kinds, operations).
     return { kinds: ['Pod'], operations: ['UPDATE', 'DELETE'], validate: (input) => validate(airflow, input) };
   },
 });
