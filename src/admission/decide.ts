@@ -1,8 +1,7 @@
-import jsonpatch from 'fast-json-patch';
 import { stringMapAt } from './json.ts';
 import { reviewedObject, type AdmissionRequest } from './review.ts';
 import { allowed, denied, type Decision, type RuleReport } from './decision.ts';
-import type { PatchOp } from './patch.ts';
+import { applyPatchCopying, type PatchOp } from './patch.ts';
 import type { ClusterState } from '../policy/cluster.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { CompiledRule, Phase, RuleResult } from '../policy/rule.ts';
@@ -43,7 +42,7 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
     try {
       result = evaluate({ request, object, cluster });
       rulePatch = patchToApply(phase, rule, result);
-      if (rulePatch.length > 0) object = applyPatch(object, rulePatch);
+      if (rulePatch.length > 0) object = applyPatchCopying(object, rulePatch);
     } catch (error) {
       const message = ruleErrorMessage(ref, rule, error);
       reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'error', patched: false, message });
@@ -88,12 +87,6 @@ function concerns(rule: CompiledRule, request: AdmissionRequest): boolean {
 function patchToApply(phase: Phase, rule: CompiledRule, result: RuleResult): readonly PatchOp[] {
   if (phase !== 'mutate' || rule.action === 'audit' || result.status === 'skip') return [];
   return result.patch;
-}
-
-/** Applies a rule's patch to a copy, so the next rule sees it; a patch that does not apply is the rule's error. */
-function applyPatch(object: unknown, patch: readonly PatchOp[]): unknown {
-  const copy: unknown = structuredClone(object);
-  return jsonpatch.applyPatch(copy, patch as jsonpatch.Operation[], true, true, true).newDocument;
 }
 
 function ruleErrorMessage(ref: string, rule: CompiledRule, error: unknown): string {

@@ -1,6 +1,5 @@
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { generate } from 'selfsigned';
 
 /** PEM files of a private CA and a serving certificate it signed. */
 export interface CertificateSet {
@@ -20,6 +19,9 @@ export interface CertificateRequest {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+/** Loaded only to generate: its code costs ~20 MiB of memory in every replica that mounts its certificates instead. */
+const selfsigned = () => import('selfsigned');
+
 /**
  * A CA and a serving certificate signed by it (ECDSA P-256, SHA-256). The API
  * server verifies the webhook's certificate against the `caBundle` and requires
@@ -32,6 +34,7 @@ export async function generateCertificates(request: CertificateRequest, now = ne
   const validity = { notBeforeDate: new Date(now.getTime() - 5 * 60 * 1000), notAfterDate, keyType: 'ec', algorithm: 'sha256' } as const;
 
   const ca = request.ca ?? (await newCa(now));
+  const { generate } = await selfsigned();
   const serving = await generate([{ name: 'commonName', value: commonName }], {
     ...validity,
     ca: { key: ca.caKey, cert: ca.caCert },
@@ -50,6 +53,7 @@ export async function generateCertificates(request: CertificateRequest, now = ne
 
 /** A CA valid for ten years: it only signs podgate's serving certificates, which are renewed far more often. */
 async function newCa(now: Date): Promise<{ caCert: string; caKey: string }> {
+  const { generate } = await selfsigned();
   const ca = await generate([{ name: 'commonName', value: 'podgate-ca' }], {
     notBeforeDate: new Date(now.getTime() - 5 * 60 * 1000),
     notAfterDate: new Date(now.getTime() + 3650 * DAY_MS),

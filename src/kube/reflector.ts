@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { fetch, type Response } from 'undici';
 import { at, isRecord, stringAt } from '../admission/json.ts';
-import type { ApiClient } from './client.ts';
+import type { ApiClient, ApiResponse } from './client.ts';
 
 /**
  * A list/watch loop over object *metadata* only, keeping a slim value per object.
@@ -56,6 +55,14 @@ export function objectKey(metadata: unknown): string | undefined {
   if (name === undefined) return undefined;
   const namespace = stringAt(metadata, 'namespace');
   return namespace ? `${namespace}/${name}` : name;
+}
+
+/** A whole (non-streaming) body as text. */
+async function readText(body: AsyncIterable<Uint8Array>): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = '';
+  for await (const chunk of body) text += decoder.decode(chunk, { stream: true });
+  return text + decoder.decode();
 }
 
 /** The non-empty lines of a streamed body (aborting the request ends it with an error). */
@@ -127,14 +134,13 @@ export class MetadataReflector<T> {
     }
   }
 
-  async #request(query: Record<string, string>, accept: string, signal: AbortSignal = this.#abort.signal): Promise<Response> {
+  async #request(query: Record<string, string>, accept: string, signal: AbortSignal = this.#abort.signal): Promise<ApiResponse> {
     const url = new URL(this.#options.client.server + this.#options.path);
     for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
     if (this.#options.labelSelector) url.searchParams.set('labelSelector', this.#options.labelSelector);
-    const { headers, dispatcher } = await this.#options.client.prepare(url);
-    const response = await fetch(url, { headers: { ...headers, accept }, signal, ...(dispatcher ? { dispatcher } : {}) });
+    const response = await this.#options.client.get(url, accept, signal);
     if (response.status !== 200) {
-      const text = await response.text().catch(() => '');
+      const text = await readText(response.body).catch(() => '');
       throw new ApiError(response.status, `GET ${this.#options.path}: HTTP ${response.status} ${text.slice(0, 200)}`);
     }
     return response;
@@ -148,7 +154,7 @@ export class MetadataReflector<T> {
     do {
       const query: Record<string, string> = { limit: String(this.#options.pageSize ?? 500) };
       if (continueToken) query['continue'] = continueToken;
-      const body: unknown = await (await this.#request(query, LIST_ACCEPT)).json();
+      const body: unknown = JSON.parse(await readText((await this.#request(query, LIST_ACCEPT)).body));
       for (const item of Array.isArray(at(body, 'items')) ? (at(body, 'items') as unknown[]) : []) {
         const metadata = at(item, 'metadata');
         const key = objectKey(metadata);
@@ -193,7 +199,6 @@ export class MetadataReflector<T> {
     try {
       const query = { watch: '1', allowWatchBookmarks: 'true', resourceVersion: from, timeoutSeconds: String(timeoutSeconds) };
       const response = await this.#request(query, WATCH_ACCEPT, signal);
-      if (response.body === null) return from;
       this.#connected = true;
       for await (const line of ndjsonLines(response.body)) {
         timer.refresh();

@@ -92,9 +92,24 @@ export class Metrics {
     perWatch('podgate_watch_relists', 'Full lists done by the watch (1 at start; more after 410 Gone or errors).', (s) => s.relists);
   }
 
+  /**
+   * The label sets every request touches, bound once: prom-client hashes a label
+   * object on every inc/observe, a cost paid per review otherwise. As bounded as
+   * the series themselves (one per label set prom-client already keeps).
+   */
+  readonly #requestSeries = new Map<string, Counter.Internal>();
+  readonly #latencySeries = { mutate: this.#latency.labels({ webhook: 'mutate' }), validate: this.#latency.labels({ webhook: 'validate' }) };
+
   decision(webhook: Phase, operation: string, kind: string, decision: Decision, seconds: number): void {
-    this.#requests.inc({ webhook, operation, kind, decision: decision.allowed ? 'allowed' : 'denied' });
-    this.#latency.observe({ webhook }, seconds);
+    const verdict = decision.allowed ? 'allowed' : 'denied';
+    const key = `${webhook} ${operation} ${kind} ${verdict}`;
+    let requests = this.#requestSeries.get(key);
+    if (requests === undefined) {
+      requests = this.#requests.labels({ webhook, operation, kind, decision: verdict });
+      this.#requestSeries.set(key, requests);
+    }
+    requests.inc();
+    this.#latencySeries[webhook].observe(seconds);
     for (const report of decision.reports) {
       if (report.status === 'pass' && !report.patched) continue;
       this.#rules.inc({ rule: report.rule, rule_kind: report.kind, result: report.status === 'pass' ? 'patched' : report.status, action: report.action });

@@ -13,6 +13,7 @@ import { PriorityClass } from 'kubernetes-models/scheduling.k8s.io/v1';
 import { MutatingWebhookConfiguration, ValidatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { parseServeArgs } from '../../src/cli/serve.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
+import { parseQuantity } from '../../src/policy/quantity.ts';
 import { validatePolicyText } from '../../src/config/validate.ts';
 
 type Json = Record<string, unknown>;
@@ -182,6 +183,14 @@ t.test('safe defaults for a component in every pod’s path', async (t) => {
   if (args === 'help') throw new Error('help');
   t.ok((pod.terminationGracePeriodSeconds ?? 30) >= preStop + args.shutdownTimeoutMs / 1000, 'the grace period covers preStop plus finishing requests in flight');
   t.match(container.resources, { requests: { cpu: String, memory: String }, limits: { memory: String } });
+  // V8's heap cap must leave room under the container's limit for code, the young generation and buffers (~60 MiB measured idle outside the heap).
+  const nodeOptions = container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+  const oldSpaceMiB = Number(/--max-old-space-size=(\d+)/.exec(nodeOptions)?.[1]);
+  const limit = parseQuantity(String(container.resources?.limits?.['memory']));
+  if (limit === undefined) throw new Error('limits.memory is not a quantity');
+  const limitMiB = Number(limit.numerator / limit.denominator) / 2 ** 20;
+  t.ok(oldSpaceMiB > 0 && oldSpaceMiB + 64 <= limitMiB, `--max-old-space-size=${String(oldSpaceMiB)} leaves headroom under limits.memory ${limit.text}`);
+  t.match(nodeOptions, /--max-semi-space-size=\d+/, 'a small young generation (bench: the same flags)');
   t.same(container.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
   t.equal(pod.securityContext?.runAsNonRoot, true);
   t.equal(pod.priorityClassName, typed(PriorityClass, 'PriorityClass').metadata?.name);
