@@ -2,7 +2,7 @@
 // HTTPS with keep-alive from a load generator in another process, next to a bare
 // Fastify baseline, and prints requests/s, latency, RSS and the ratios. Figures
 // from a shared 2-core machine are noisy: compare ratios within one run.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +47,17 @@ function deployedNodeFlags(): string[] {
   const value = deployment.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
   return value.split(/\s+/).filter(Boolean);
 }
+/**
+ * On a machine with two or more cores, servers run on the last core and load generators on the
+ * first (taskset), so the load generator does not steal the server's core mid-run; without
+ * taskset both float, and the figures are noisier.
+ */
+const CORES = readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? 1;
+const HAS_TASKSET = CORES >= 2 && spawnSync('taskset', ['-p', String(process.pid)]).status === 0;
+function pinned(role: 'server' | 'load', argv: string[]): [string, string[]] {
+  if (!HAS_TASKSET) return [process.execPath, argv];
+  return ['taskset', ['-c', role === 'server' ? String(CORES - 1) : '0', process.execPath, ...argv]];
+}
 const NODE_FLAGS = process.env['BENCH_NODE_FLAGS']?.split(/\s+/).filter(Boolean) ?? deployedNodeFlags();
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 
@@ -63,7 +74,7 @@ async function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {})
   logs += 1;
   const logPath = join(work, `server-${logs}.log`);
   const out = openSync(logPath, 'w');
-  const child = spawn(process.execPath, [...NODE_FLAGS, ...args], { cwd: work, stdio: ['ignore', out, 'inherit'], env: { ...base, ...env } });
+  const child = spawn(...pinned('server', [...NODE_FLAGS, ...args]), { cwd: work, stdio: ['ignore', out, 'inherit'], env: { ...base, ...env } });
   children.push(child);
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -92,14 +103,14 @@ function cpuUs(pid: number | undefined): number {
  */
 function load(server: Server, path: string, body: string, connections: number): LoadFigures {
   const cpuBefore = cpuUs(server.child.pid);
-  const output = execFileSync(process.execPath, [join(ROOT, 'bench/load.ts'), `https://localhost:${server.port}${path}`, join(work, 'certs/ca.crt'), join(work, body), String(connections), String(SECONDS)], { encoding: 'utf8' });
+  const output = execFileSync(...pinned('load', [join(ROOT, 'bench/load.ts'), `https://localhost:${server.port}${path}`, join(work, 'certs/ca.crt'), join(work, body), String(connections), String(SECONDS)]), { encoding: 'utf8' });
   const figures = JSON.parse(output) as LoadFigures;
   return { ...figures, cpuUsPerRequest: (cpuUs(server.child.pid) - cpuBefore) / Math.max(1, figures.total) };
 }
 
 /** Open loop at a fixed rate (bench/paced.ts): latency without coordinated omission, in microseconds. */
 function paced(server: Server, path: string, body: string, rate: number): LoadFigures {
-  const output = execFileSync(process.execPath, [join(ROOT, 'bench/paced.ts'), `https://localhost:${server.port}${path}`, join(work, 'certs/ca.crt'), join(work, body), String(rate), String(SECONDS), '16'], { encoding: 'utf8' });
+  const output = execFileSync(...pinned('load', [join(ROOT, 'bench/paced.ts'), `https://localhost:${server.port}${path}`, join(work, 'certs/ca.crt'), join(work, body), String(rate), String(SECONDS), '16']), { encoding: 'utf8' });
   return JSON.parse(output) as LoadFigures;
 }
 
@@ -110,7 +121,7 @@ async function serverLatency(port: number, ca: string): Promise<{ sum: number; c
 }
 
 // --- set-up ------------------------------------------------------------------------------------
-say(`podgate benchmark: ${SECONDS}s per run, ${PODS} KPO pods and ${NODES} nodes in the cluster case; node ${process.version} ${NODE_FLAGS.join(' ')} (${process.env['BENCH_NODE_FLAGS'] === undefined ? 'as manifests/base/deployment.yaml' : 'BENCH_NODE_FLAGS'}), ${String(readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? '?')} cores`);
+say(`podgate benchmark: ${SECONDS}s per run, ${PODS} KPO pods and ${NODES} nodes in the cluster case; node ${process.version} ${NODE_FLAGS.join(' ')} (${process.env['BENCH_NODE_FLAGS'] === undefined ? 'as manifests/base/deployment.yaml' : 'BENCH_NODE_FLAGS'}), ${String(CORES)} cores${HAS_TASKSET ? ', servers pinned to the last, load generators to the first (taskset)' : ''}`);
 execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
 await ensureDevCertificates(join(work, 'certs'), ['localhost', '127.0.0.1']);
 const ca = readFileSync(join(work, 'certs/ca.crt'), 'utf8');
@@ -193,8 +204,18 @@ async function pacedWithServerMean(server: Server): Promise<{ figures: LoadFigur
   return { figures, meanUs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1e6 };
 }
 for (let round = 1; round <= ROUNDS; round += 1) {
-  const base = row('baseline', '-', `KPO pod (round ${round})`, 16, load(baseline, '/validate', 'kpo.json', 16), baseline.child.pid);
-  const ours = row('podgate', '/validate', `KPO pod (round ${round})`, 16, load(empty, '/validate', 'kpo.json', 16), empty.child.pid);
+  // Alternate which goes first (A B, B A, ...): a slow spell that follows one side does not always land on the same one.
+  const runBase = () => row('baseline', '-', `KPO pod (round ${round})`, 16, load(baseline, '/validate', 'kpo.json', 16), baseline.child.pid);
+  const runOurs = () => row('podgate', '/validate', `KPO pod (round ${round})`, 16, load(empty, '/validate', 'kpo.json', 16), empty.child.pid);
+  let base: LoadFigures;
+  let ours: LoadFigures;
+  if (round % 2 === 1) {
+    base = runBase();
+    ours = runOurs();
+  } else {
+    ours = runOurs();
+    base = runBase();
+  }
   throughputRatios.push(ours.rps / base.rps);
   cpuRatios.push((base.cpuUsPerRequest ?? 0) / (ours.cpuUsPerRequest ?? 1));
   p99.baseline.push(row('baseline', '-', `KPO pod @1000/s (round ${round})`, 16, paced(baseline, '/validate', 'kpo.json', 1000), baseline.child.pid).p99);

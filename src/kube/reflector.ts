@@ -26,6 +26,8 @@ export interface ReflectorOptions<T> {
   readonly slim: (metadata: unknown) => T | undefined;
   readonly log: Logger;
   readonly pageSize?: number;
+  /** How long one page of a list may take, from connecting to its last byte (default 60 s). */
+  readonly listPageTimeoutMs?: number;
   readonly watchTimeoutSeconds?: number;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** Told of every change, after the store has it. */
@@ -154,7 +156,7 @@ export class MetadataReflector<T> {
     do {
       const query: Record<string, string> = { limit: String(this.#options.pageSize ?? 500) };
       if (continueToken) query['continue'] = continueToken;
-      const body: unknown = JSON.parse(await readText((await this.#request(query, LIST_ACCEPT)).body));
+      const body = await this.#listPage(query);
       for (const item of Array.isArray(at(body, 'items')) ? (at(body, 'items') as unknown[]) : []) {
         const metadata = at(item, 'metadata');
         const key = objectKey(metadata);
@@ -171,6 +173,18 @@ export class MetadataReflector<T> {
     this.#options.log.info({ watch: this.#options.name, objects: fresh.size, resourceVersion }, 'cluster watch listed');
     this.#resolveFirstSync();
     return resourceVersion;
+  }
+
+  /** One page of the list; an API server that accepts the connection but never answers must not stall the watch forever. */
+  async #listPage(query: Record<string, string>): Promise<unknown> {
+    const timeoutMs = this.#options.listPageTimeoutMs ?? 60_000;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    try {
+      return JSON.parse(await readText((await this.#request(query, LIST_ACCEPT, AbortSignal.any([this.#abort.signal, timeout]))).body));
+    } catch (error) {
+      if (timeout.aborted && !this.#abort.signal.aborted) throw new Error(`GET ${this.#options.path}: no complete answer within ${String(timeoutMs / 1000)}s`, { cause: error });
+      throw error;
+    }
   }
 
   #replaceStore(fresh: Map<string, T>): void {

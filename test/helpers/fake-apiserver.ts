@@ -54,6 +54,8 @@ export class FakeApiServer {
   #rv = 100;
   #oldestWatchable = 0;
   down = false;
+  /** Accept requests and never answer them (a hung API server, or one behind a black hole that accepts). */
+  silent = false;
 
   async start(): Promise<string> {
     this.#server.on('connection', (socket: Socket) => {
@@ -137,6 +139,7 @@ export class FakeApiServer {
     this.requests.push({ path: url.pathname, query: url.searchParams, accept: req.headers.accept });
     if (req.headers.authorization !== `Bearer ${this.token}`) { this.#status(res, 401, 'Unauthorized'); return; }
     if (this.down) { this.#status(res, 503, 'ServiceUnavailable'); return; }
+    if (this.silent) return;
     const collection = this.#collection(url.pathname);
     const selector = url.searchParams.get('labelSelector');
     if (url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true') {

@@ -1,5 +1,7 @@
 import t from 'tap';
 import { pino } from 'pino';
+import { generateCertificates } from '../../src/certs/generate.ts';
+import { inClusterClient } from '../../src/kube/client.ts';
 import { MetadataReflector } from '../../src/kube/reflector.ts';
 import { FakeApiServer } from '../helpers/fake-apiserver.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -80,4 +82,28 @@ t.test('a label-selected watch keeps only matching objects', async (t) => {
   await reflector.start();
   t.same([...reflector.store.keys()], ['airflow/kpo']);
   t.equal(api.requests[0]?.query.get('labelSelector'), 'kubernetes_pod_operator=True');
+});
+
+t.test('in a pod (service account over node:https): a list the API server never answers times out, is retried, and recovers', async (t) => {
+  const certs = await generateCertificates({ hosts: ['127.0.0.1'] });
+  const api = new FakeApiServer({ cert: certs.cert, key: certs.key });
+  const url = new URL(await api.start());
+  t.teardown(() => api.close());
+  const dir = t.testdir({ token: `${api.token}\n`, 'ca.crt': certs.caCert });
+  const client = await inClusterClient({ KUBERNETES_SERVICE_HOST: url.hostname, KUBERNETES_SERVICE_PORT: url.port }, dir);
+  api.add(NODES, node('a', { 'podgate.io/quarantine': 'true' }));
+  api.silent = true;
+  const reflector = new MetadataReflector({ name: 'nodes', client, path: NODES, slim: slimLabels, log: pino({ level: 'silent' }), listPageTimeoutMs: 300, backoff: { initialMs: 20, maxMs: 50 } });
+  t.teardown(() => { reflector.stop(); });
+  const firstSync = reflector.start();
+  await waitFor('the list to time out', () => reflector.status.lastError !== undefined);
+  t.equal(reflector.status.lastError, 'GET /api/v1/nodes: no complete answer within 0.3s');
+  t.equal(reflector.status.synced, false, 'not synced while the API server hangs');
+  api.silent = false;
+  await firstSync;
+  t.equal(reflector.store.get('a'), 'true', 'listed once the API server answers');
+  t.match(api.requests[0], { path: NODES, accept: /as=PartialObjectMetadataList/ }, 'asks for metadata only, with the bearer token (else 401)');
+  await waitFor('the watch', () => api.openWatches() === 1);
+  api.add(NODES, node('b'));
+  await waitFor('b through the watch', () => reflector.store.get('b') === 'no');
 });
