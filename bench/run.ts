@@ -2,7 +2,7 @@
 // HTTPS with keep-alive from a load generator in another process, next to a bare
 // Fastify baseline, and prints requests/s, latency, RSS and the ratios. Figures
 // from a shared 2-core machine are noisy: compare ratios within one run.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,17 +47,7 @@ function deployedNodeFlags(): string[] {
   const value = deployment.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
   return value.split(/\s+/).filter(Boolean);
 }
-/**
- * On a machine with two or more cores, servers run on the last core and load generators on the
- * first (taskset), so the load generator does not steal the server's core mid-run; without
- * taskset both float, and the figures are noisier.
- */
 const CORES = readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? 1;
-const HAS_TASKSET = CORES >= 2 && spawnSync('taskset', ['-p', String(process.pid)]).status === 0;
-function pinned(role: 'server' | 'load', argv: string[]): [string, string[]] {
-  if (!HAS_TASKSET) return [process.execPath, argv];
-  return ['taskset', ['-c', role === 'server' ? String(CORES - 1) : '0', process.execPath, ...argv]];
-}
 const NODE_FLAGS = process.env['BENCH_NODE_FLAGS']?.split(/\s+/).filter(Boolean) ?? deployedNodeFlags();
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 
@@ -74,7 +64,7 @@ async function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {})
   logs += 1;
   const logPath = join(work, `server-${logs}.log`);
   const out = openSync(logPath, 'w');
-  const child = spawn(...pinned('server', [...NODE_FLAGS, ...args]), { cwd: work, stdio: ['ignore', out, 'inherit'], env: { ...base, ...env } });
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...args], { cwd: work, stdio: ['ignore', out, 'inherit'], env: { ...base, ...env } });
   children.push(child);
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -103,14 +93,14 @@ function cpuUs(pid: number | undefined): number {
  */
 function load(server: Server, path: string, body: string, connections: number): LoadFigures {
   const cpuBefore = cpuUs(server.child.pid);
-  const output = execFileSync(...pinned('load', [join(ROOT, 'bench/load.ts'), `https://localhost:${server.port}${path}`, join(work, 'certs/ca.crt'), join(work, body), String(connections), String(SECONDS)]), { encoding: 'utf8' });
+  const output = execFileSync(process.execPath, [join(ROOT, 'bench/load.ts'), `https://localhost:${server.port}${path}`, join(work, 'certs/ca.crt'), join(work, body), String(connections), String(SECONDS)], { encoding: 'utf8' });
   const figures = JSON.parse(output) as LoadFigures;
   return { ...figures, cpuUsPerRequest: (cpuUs(server.child.pid) - cpuBefore) / Math.max(1, figures.total) };
 }
 
 /** Open loop at a fixed rate (bench/paced.ts): latency without coordinated omission, in microseconds. */
 function paced(server: Server, path: string, body: string, rate: number): LoadFigures {
-  const output = execFileSync(...pinned('load', [join(ROOT, 'bench/paced.ts'), `https://localhost:${server.port}${path}`, join(work, 'certs/ca.crt'), join(work, body), String(rate), String(SECONDS), '16']), { encoding: 'utf8' });
+  const output = execFileSync(process.execPath, [join(ROOT, 'bench/paced.ts'), `https://localhost:${server.port}${path}`, join(work, 'certs/ca.crt'), join(work, body), String(rate), String(SECONDS), '16'], { encoding: 'utf8' });
   return JSON.parse(output) as LoadFigures;
 }
 
@@ -121,7 +111,7 @@ async function serverLatency(port: number, ca: string): Promise<{ sum: number; c
 }
 
 // --- set-up ------------------------------------------------------------------------------------
-say(`podgate benchmark: ${SECONDS}s per run, ${PODS} KPO pods and ${NODES} nodes in the cluster case; node ${process.version} ${NODE_FLAGS.join(' ')} (${process.env['BENCH_NODE_FLAGS'] === undefined ? 'as manifests/base/deployment.yaml' : 'BENCH_NODE_FLAGS'}), ${String(CORES)} cores${HAS_TASKSET ? ', servers pinned to the last, load generators to the first (taskset)' : ''}`);
+say(`podgate benchmark: ${SECONDS}s per run, ${PODS} KPO pods and ${NODES} nodes in the cluster case; node ${process.version} ${NODE_FLAGS.join(' ')} (${process.env['BENCH_NODE_FLAGS'] === undefined ? 'as manifests/base/deployment.yaml' : 'BENCH_NODE_FLAGS'}), ${String(CORES)} cores`);
 execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
 await ensureDevCertificates(join(work, 'certs'), ['localhost', '127.0.0.1']);
 const ca = readFileSync(join(work, 'certs/ca.crt'), 'utf8');

@@ -23,7 +23,8 @@ const DEFAULT_OPERATIONS = ['CREATE', 'UPDATE'];
 export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, cluster: ClusterState): Decision {
   const original = reviewedObject(request);
   const labels = workloadOf(request, original)?.podLabels ?? stringMapAt(original, 'metadata', 'labels');
-  if (policy.exclude?.({ request, labels })) return allowed();
+  const matchInput = { request, labels };
+  if (policy.exclude?.(matchInput)) return allowed();
 
   const ref = objectRef(request, original);
   const denials: string[] = [];
@@ -35,7 +36,7 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
   for (const rule of policy.rules) {
     const evaluate = rule.logic[phase];
     if (evaluate === undefined || !concerns(rule, request)) continue;
-    if (!rule.match({ request, labels }) || rule.exclude?.({ request, labels })) continue;
+    if (!rule.match(matchInput) || rule.exclude?.(matchInput)) continue;
 
     let result: RuleResult;
     let rulePatch: readonly PatchOp[];

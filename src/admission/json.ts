@@ -43,7 +43,9 @@ export function stringMapAt(value: unknown, ...path: readonly string[]): Readonl
   const found = at(value, ...path);
   const map = new Map<string, string>();
   if (!isRecord(found)) return map;
-  for (const [key, entry] of Object.entries(found)) {
+  // for…in over own keys, not Object.entries: this runs several times per review, and entries() allocates a pair per key.
+  for (const key in found) {
+    const entry = Object.hasOwn(found, key) ? found[key] : undefined;
     if (typeof entry === 'string') map.set(key, entry);
   }
   return map;

@@ -24,10 +24,13 @@ const schema = ruleSchema('kpoCollisionGuard', "Refuses a KPO pod whose operator
 });
 type Config = Static<typeof schema>;
 
+const UNSELECTED: ReadonlySet<string> = new Set(KPO_UNSELECTED_LABELS);
+
 /** The labels of the selector KPO will look this pod up by (equality part). */
 function lookupLabels(airflow: Airflow, labels: ReadonlyMap<string, string>, injected: ReadonlySet<string>): [string, string][] {
-  const unselected = new Set<string>([...KPO_UNSELECTED_LABELS, ...injected, airflow.injectedKey]);
-  return [...labels].filter(([key]) => !unselected.has(key));
+  const selector: [string, string][] = [];
+  for (const [key, value] of labels) if (!UNSELECTED.has(key) && !injected.has(key) && key !== airflow.injectedKey) selector.push([key, value]);
+  return selector;
 }
 
 function matchesLookup(pod: KpoPod, selector: readonly [string, string][]): boolean {
@@ -57,9 +60,11 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
     );
   }
 
+  const sameTask = [...cluster.kpoPods.withIdentity(identity)];
+  if (sameTask.length === 0) return pass(); // the common case: no other pod of this task instance
   const selector = lookupLabels(airflow, labels, injectedKeys(airflow, object));
   const name = stringAt(object, 'metadata', 'name');
-  const clashes = [...cluster.kpoPods.withIdentity(identity)].filter((pod) => {
+  const clashes = sameTask.filter((pod) => {
     const owner = pod.labels.get(airflow.environmentKey);
     return pod.name !== name && owner !== undefined && owner !== environment && matchesLookup(pod, selector);
   });

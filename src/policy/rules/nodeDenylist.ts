@@ -109,7 +109,7 @@ function listed(names: readonly string[]): string {
 function validate(config: Config, denylist: Denylist, { request, object, cluster }: RuleInput): RuleResult {
   const workload = workloadOf(request, object);
   if (workload === undefined || !bringsNewPodSpec(request, workload) || exempt(config, denylist.exemptNamespace, workload, request.namespace ?? '')) return skip();
-  const specPath = [...workload.podPath, 'spec'].join('.');
+  const specPath = workload.podPath.length === 0 ? 'spec' : `${workload.podPath.join('.')}.spec`;
   const constraints = nodeConstraints(workload.podSpec);
 
   if (constraints.nodeName !== undefined) {
