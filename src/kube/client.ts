@@ -26,8 +26,8 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
  * (read again for every request, so a rotated token is picked up).
  *
  * Written on node:https rather than taken from client-node's KubeConfig (whose
- * import alone costs about 85 MiB of memory in every replica) or undici (another
- * ~25 MiB): podgate only lists and watches. Out of a cluster, kubeconfigClient()
+ * import alone costs about 85 MiB of memory in every replica) or undici (~5 MiB
+ * more): podgate only lists and watches. Out of a cluster, kubeconfigClient()
  * uses client-node for the many ways a kubeconfig can authenticate.
  */
 export async function inClusterClient(env: NodeJS.ProcessEnv, dir = SERVICE_ACCOUNT_DIR): Promise<ApiClient> {

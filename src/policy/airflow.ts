@@ -149,9 +149,10 @@ export function missingAirflow(kind: string): { readonly problems: readonly Prob
   return { problems: [{ path: ['kind'], message: `${kind} needs the airflow section at the top of the policy (clusterId and environments)` }] };
 }
 
+const NONE_INJECTED: ReadonlySet<string> = new Set();
+
 /** Label keys podgate added to this pod itself (from its annotation): not part of the operator's lookup selector. */
 export function injectedKeys(airflow: Airflow, pod: unknown): ReadonlySet<string> {
   const listed = stringAt(pod, 'metadata', 'annotations', airflow.injectedKey);
   return listed === undefined ? NONE_INJECTED : new Set(listed.split(',').filter((key) => key !== ''));
 }
-const NONE_INJECTED: ReadonlySet<string> = new Set();
