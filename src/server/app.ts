@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
-import underPressure from '@fastify/under-pressure';
+import { EventLoopLag } from './lag.ts';
 import { Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
 import { decide } from '../admission/decide.ts';
@@ -90,24 +90,32 @@ export function buildApp(deps: AppDeps) {
   );
 
   // Admission routes in their own context, so load shedding never touches /healthz (a liveness failure under load would restart podgate).
-  void app.register(async (admission) => {
+  void app.register((admission, _options, registered) => {
     const maxEventLoopDelay = deps.maxEventLoopDelayMs ?? 1000;
     if (maxEventLoopDelay > 0) {
-      await admission.register(underPressure, {
-        maxEventLoopDelay,
-        sampleInterval: 100, // react within a tenth of a second, well inside the API server's timeout
-        pressureHandler: (_request: FastifyRequest, reply: FastifyReply, type: string, value: number | undefined) => {
-          metrics.rejected('overloaded');
-          void reply
-            .code(503)
-            .header('retry-after', '1')
-            .send({ error: `podgate is overloaded (${type} ${String(value)}); retry, or the webhook's failurePolicy applies` });
-        },
+      // Sampled every 100 ms: podgate reacts within a tenth of a second, well inside the API server's timeout.
+      const lag = new EventLoopLag(100);
+      admission.addHook('onClose', (_instance, done) => {
+        lag.stop();
+        done();
+      });
+      // onRequest: shed before the body is even read.
+      admission.addHook('onRequest', (_request, reply, done) => {
+        if (lag.ms <= maxEventLoopDelay) {
+          done();
+          return;
+        }
+        metrics.rejected('overloaded');
+        void reply
+          .code(503)
+          .header('retry-after', '1')
+          .send({ error: `podgate is overloaded (event loop ${lag.ms.toFixed(0)} ms late); retry, or the webhook's failurePolicy applies` });
       });
     }
     const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply) => handleReview(deps, metrics, phase, request, reply);
     admission.post('/mutate', admit('mutate'));
     admission.post('/validate', admit('validate'));
+    registered();
   });
   app.get('/healthz', () => ({ status: 'ok' }));
   app.get('/metrics', async (_request, reply) => reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()));
