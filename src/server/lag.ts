@@ -15,13 +15,14 @@ export class EventLoopLag {
   constructor(sampleIntervalMs = 100) {
     this.#histogram.enable();
     this.#timer = setInterval(() => {
-      this.#lagMs = Math.max(0, this.#histogram.mean / 1e6 - 10);
+      // No tick of the 10 ms timer recorded in a whole interval: the loop was blocked throughout.
+      this.#lagMs = this.#histogram.count === 0 ? Infinity : Math.max(0, this.#histogram.mean / 1e6 - 10);
       this.#histogram.reset();
     }, sampleIntervalMs);
     this.#timer.unref();
   }
 
-  /** Milliseconds, as of the last sample. */
+  /** Milliseconds, as of the last sample (Infinity: blocked for the whole interval). */
   get ms(): number {
     return this.#lagMs;
   }
