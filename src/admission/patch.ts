@@ -114,8 +114,8 @@ function testValue(actual: unknown, op: PatchOp): unknown {
   return actual;
 }
 
-/** The unescaped reference tokens of a JSON Pointer (RFC 6901). */
-function parsePointer(path: string): string[] {
+/** The unescaped reference tokens of a JSON Pointer (RFC 6901): the inverse of pointer(). */
+export function parsePointer(path: string): string[] {
   if (path === '') return [];
   if (!path.startsWith('/')) throw new Error(`JSON Pointer ${JSON.stringify(path)} does not start with "/"`);
   return path.slice(1).split('/').map((token) => token.replaceAll('~1', '/').replaceAll('~0', '~'));

@@ -8,7 +8,7 @@ import { PolicyStore } from '../config/store.ts';
 import { connectToCluster } from '../kube/connect.ts';
 import { ClusterWatches } from '../kube/watches.ts';
 import { compilePolicy } from '../policy/registry.ts';
-import { buildApp, DEFAULT_BODY_LIMIT } from '../server/app.ts';
+import { buildApp, DEFAULT_BODY_LIMIT, DEFAULT_MAX_EVENT_LOOP_DELAY_MS } from '../server/app.ts';
 import { Metrics } from '../server/metrics.ts';
 import { policyCheck, readiness } from '../server/readiness.ts';
 import { describeCertificate, readTlsFiles, watchTls, type TlsMaterial } from '../server/tls.ts';
@@ -43,7 +43,7 @@ Options:
   --shutdown-timeout <s>  on SIGTERM, how long to wait for requests in flight (default 25)
   --max-event-loop-delay <ms>
                           load shedding: while the event loop lags more than this,
-                          answer admission requests 503 at once (default 1000; 0: off)
+                          answer admission requests 503 at once (default ${DEFAULT_MAX_EVENT_LOOP_DELAY_MS}; 0: off)
   --log-format <fmt>      json or pretty (default: pretty on a terminal, else json)
 
 Example:
@@ -110,7 +110,7 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
     certHosts: [...DEV_CERT_HOSTS, ...(values['cert-host'] ?? [])],
     bodyLimit: wholeNumber('max-request-bytes', values['max-request-bytes'], DEFAULT_BODY_LIMIT),
     shutdownTimeoutMs: wholeNumber('shutdown-timeout', values['shutdown-timeout'], 25) * 1000,
-    maxEventLoopDelayMs: wholeNumber('max-event-loop-delay', values['max-event-loop-delay'], 1000, 0),
+    maxEventLoopDelayMs: wholeNumber('max-event-loop-delay', values['max-event-loop-delay'], DEFAULT_MAX_EVENT_LOOP_DELAY_MS, 0),
     pretty: format === undefined ? undefined : format === 'pretty',
     kubeconfig: values.kubeconfig,
     offline: values.offline ?? false,

@@ -1,6 +1,5 @@
-import jsonpatch from 'fast-json-patch';
 import { decide } from '../admission/decide.ts';
-import type { PatchOp } from '../admission/patch.ts';
+import { applyPatchCopying, parsePointer, type PatchOp } from '../admission/patch.ts';
 import type { AdmissionRequest, Operation } from '../admission/review.ts';
 import { stringAt, stringMapAt } from '../admission/json.ts';
 import { EMPTY_CLUSTER, staticNodes, type ClusterState } from '../policy/cluster.ts';
@@ -66,7 +65,8 @@ export function simulate(policy: Policy, cluster: ClusterState, input: SourcedOb
   const ref = objectRef(request, input.object);
   const mutation = decide('mutate', request, policy, cluster);
   if (!mutation.allowed) return { ref, source: input.source, admitted: false, messages: [mutation.denial?.message ?? ''], warnings: mutation.warnings, patch: [], result: input.object };
-  const result: unknown = mutation.patch.length === 0 ? input.object : jsonpatch.applyPatch(structuredClone(input.object), structuredClone(mutation.patch) as jsonpatch.Operation[], true, false).newDocument;
+  // As the API server does: the patch applied to the object as sent (a copy; the input stays as it was).
+  const result = applyPatchCopying(input.object, mutation.patch);
   const validation = decide('validate', operation === 'DELETE' ? request : { ...request, object: result }, policy, cluster);
   return {
     ref,
@@ -101,10 +101,7 @@ export function clusterFrom(objects: readonly SourcedObject[]): ClusterState {
 /** A JSON Patch as a person reads it: `+ metadata.labels["podgate.io/environment"]: "alpha"`. */
 export function describePatch(patch: readonly PatchOp[]): string[] {
   return patch.map((op) => {
-    const path = op.path
-      .split('/')
-      .slice(1)
-      .map((token) => token.replaceAll('~1', '/').replaceAll('~0', '~'))
+    const path = parsePointer(op.path)
       .map((token, i) => (/^\d+$/.test(token) || token === '-' ? `[${token}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(token) ? `${i === 0 ? '' : '.'}${token}` : `[${JSON.stringify(token)}]`))
       .join('');
     const sign = op.op === 'remove' ? '-' : op.op === 'replace' ? '~' : op.op === 'test' ? '?' : '+';

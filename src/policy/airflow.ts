@@ -61,8 +61,14 @@ export interface Airflow {
 }
 
 /** A label value: 63 characters at most, alphanumeric at both ends, `-_.` inside (the API server's rule). */
-export function isLabelValue(value: string): boolean {
+function isLabelValue(value: string): boolean {
   return value.length <= 63 && /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(value);
+}
+
+/** The problem with a configured value podgate will write as a label value, if it is not one. */
+export function labelValueProblem(value: string, path: readonly (string | number)[]): Problem | undefined {
+  if (isLabelValue(value)) return undefined;
+  return { path: [...path], message: `"${value}" is not a valid label value (63 characters at most, letters, digits, - _ . inside, alphanumeric at both ends)` };
 }
 /** A DNS subdomain, as a label key prefix must be. */
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -94,7 +100,8 @@ function identityMatcher(environment: Static<typeof EnvironmentSchema>): (user: 
 export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { problems: Problem[] } {
   const problems: Problem[] = [];
   const labelValue = (value: string, path: (string | number)[]) => {
-    if (!isLabelValue(value)) problems.push({ path, message: `"${value}" is not a valid label value (63 characters at most, letters, digits, - _ . inside, alphanumeric at both ends)` });
+    const problem = labelValueProblem(value, path);
+    if (problem) problems.push(problem);
   };
   labelValue(config.clusterId, ['clusterId']);
   const seen = new Set<string>();

@@ -18,6 +18,8 @@ import type { Readiness } from './readiness.ts';
  * bodies cannot exhaust memory.
  */
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+/** Lag past which admission requests are shed (ms): far above a healthy podgate's, well under the API server's 10 s timeout. */
+export const DEFAULT_MAX_EVENT_LOOP_DELAY_MS = 1000;
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -91,7 +93,7 @@ export function buildApp(deps: AppDeps) {
 
   // Admission routes in their own context, so load shedding never touches /healthz (a liveness failure under load would restart podgate).
   void app.register((admission, _options, registered) => {
-    const maxEventLoopDelay = deps.maxEventLoopDelayMs ?? 1000;
+    const maxEventLoopDelay = deps.maxEventLoopDelayMs ?? DEFAULT_MAX_EVENT_LOOP_DELAY_MS;
     if (maxEventLoopDelay > 0) {
       // Sampled every 100 ms: podgate reacts within a tenth of a second, well inside the API server's timeout.
       const lag = new EventLoopLag(100);

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum } from '../../config/ajv.ts';
 import { stringMapAt } from '../../admission/json.ts';
-import { injectedKeys, isLabelValue, missingAirflow, type Airflow } from '../airflow.ts';
+import { injectedKeys, labelValueProblem, missingAirflow, type Airflow } from '../airflow.ts';
 import { addToMetadataMap } from '../metadataPatch.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 
@@ -95,9 +95,8 @@ export const kpoEnvironment = defineRuleKind({
   schema,
   build(config, { airflow }) {
     if (airflow === undefined) return missingAirflow('kpoEnvironment');
-    if (config.unknownCreatorLabel !== undefined && !isLabelValue(config.unknownCreatorLabel)) {
-      return { problems: [{ path: ['unknownCreatorLabel'], message: `"${config.unknownCreatorLabel}" is not a valid label value` }] };
-    }
+    const labelProblem = config.unknownCreatorLabel === undefined ? undefined : labelValueProblem(config.unknownCreatorLabel, ['unknownCreatorLabel']);
+    if (labelProblem) return { problems: [labelProblem] };
     // The engine calls it for Pod CREATEs only (kinds, operations): no second check in mutate().
     return { kinds: ['Pod'], operations: ['CREATE'], mutate: (input) => mutate(config, airflow, input) };
   },
