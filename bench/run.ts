@@ -26,7 +26,7 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? '4');
 const PODS = Number(process.env['BENCH_PODS'] ?? '50000');
 const NODES = Number(process.env['BENCH_NODES'] ?? '5000');
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? '3');
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? '5');
 const work = mkdtempSync(join(tmpdir(), 'podgate-bench-'));
 const children: ChildProcess[] = [];
 process.on('exit', () => {
@@ -156,6 +156,8 @@ const listening = /"port":(\d+)[^\n]*podgate listening/;
 const baseline = await start([join(ROOT, 'bench/baseline.ts'), join(work, 'certs/tls.crt'), join(work, 'certs/tls.key')], /listening (\d+)/);
 const empty = await start(serveArgs([]), listening, emptyCluster.env);
 const cluster = await start(serveArgs([]), listening, fullCluster.env);
+// The same podgate writing a log line for every decision (by default only those with something to report).
+const chatty = await start(serveArgs([]), listening, { ...emptyCluster.env, LOG_LEVEL: 'debug' });
 /** Seconds until the server's watches have listed (/readyz 200). */
 async function secondsToReady(port: number): Promise<number> {
   const t0 = Date.now();
@@ -168,8 +170,9 @@ async function secondsToReady(port: number): Promise<number> {
 }
 const syncSeconds = await secondsToReady(cluster.port);
 await secondsToReady(empty.port);
-// A little traffic first, so both podgates have warmed up (JIT, TLS sessions) before they are weighed.
-for (const server of [empty, cluster]) load(server, '/validate', 'kpo.json', 4);
+await secondsToReady(chatty.port);
+// A little traffic first, so the podgates have warmed up (JIT, TLS sessions) before they are weighed.
+for (const server of [empty, cluster, chatty]) load(server, '/validate', 'kpo.json', 4);
 const rssEmpty = rss(empty.child.pid);
 const rssCluster = rss(cluster.child.pid);
 say(`cluster watches synced in ${syncSeconds.toFixed(1)}s; RSS: empty caches ${mib(rssEmpty)}, with ${PODS} KPO pods + ${NODES} nodes ${mib(rssCluster)} (caches cost ${mib(rssCluster - rssEmpty)})`);
@@ -185,6 +188,8 @@ const row = (server: string, webhook: string, review: string, conns: number, f: 
 };
 const clusterName = `podgate+${PODS / 1000}k pods`;
 const throughputRatios: number[] = [];
+/** The same with a log line written for every decision. */
+const debugRatios: number[] = [];
 /** Baseline CPU per request over podgate's: the throughput ratio a server with a core of its own would see. */
 const cpuRatios: number[] = [];
 const p99: Record<'baseline' | 'empty' | 'cluster', number[]> = { baseline: [], empty: [], cluster: [] };
@@ -197,18 +202,17 @@ async function pacedWithServerMean(server: Server): Promise<{ figures: LoadFigur
   return { figures, meanUs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1e6 };
 }
 for (let round = 1; round <= ROUNDS; round += 1) {
-  // Alternate which goes first (A B, B A, ...): a slow spell that follows one side does not always land on the same one.
-  const runBase = () => row('baseline', '-', `KPO pod (round ${round})`, 16, load(baseline, '/validate', 'kpo.json', 16), baseline.child.pid);
-  const runOurs = () => row('podgate', '/validate', `KPO pod (round ${round})`, 16, load(empty, '/validate', 'kpo.json', 16), empty.child.pid);
-  let base: LoadFigures;
-  let ours: LoadFigures;
-  if (round % 2 === 1) {
-    base = runBase();
-    ours = runOurs();
-  } else {
-    ours = runOurs();
-    base = runBase();
-  }
+  // Alternate the order (A B C, C B A, ...): a slow spell that follows one side does not always land on the same one.
+  const runs = {
+    base: () => row('baseline', '-', `KPO pod (round ${round})`, 16, load(baseline, '/validate', 'kpo.json', 16), baseline.child.pid),
+    ours: () => row('podgate', '/validate', `KPO pod (round ${round})`, 16, load(empty, '/validate', 'kpo.json', 16), empty.child.pid),
+    verbose: () => row('podgate LOG_LEVEL=debug', '/validate', `KPO pod (round ${round})`, 16, load(chatty, '/validate', 'kpo.json', 16), chatty.child.pid),
+  };
+  const order = round % 2 === 1 ? (['base', 'ours', 'verbose'] as const) : (['verbose', 'ours', 'base'] as const);
+  const figures: Partial<Record<keyof typeof runs, LoadFigures>> = {};
+  for (const name of order) figures[name] = runs[name]();
+  const { base, ours, verbose } = figures as Record<keyof typeof runs, LoadFigures>;
+  debugRatios.push(verbose.rps / base.rps);
   throughputRatios.push(ours.rps / base.rps);
   cpuRatios.push((base.cpuUsPerRequest ?? 0) / (ours.cpuUsPerRequest ?? 1));
   p99.baseline.push(row('baseline', '-', `KPO pod @1000/s (round ${round})`, 16, paced(baseline, '/validate', 'kpo.json', 1000), baseline.child.pid).p99);
@@ -267,6 +271,7 @@ const list = (values: number[], format: (value: number) => string) => values.map
 const ms2 = (value: number) => value.toFixed(2);
 say('');
 say(`throughput /validate (whole sample policy, KPO pod, 16 conns), podgate/baseline per round: ${list(throughputRatios, percent)}; median ${percent(median(throughputRatios))} (target >= 70%)`);
+say(`the same with LOG_LEVEL=debug (a log line for every decision, not only those with something to report): ${list(debugRatios, percent)}; median ${percent(median(debugRatios))}`);
 say(`CPU per request, baseline/podgate per round: ${list(cpuRatios, percent)}; median ${percent(median(cpuRatios))} (the throughput ratio when the server has a core to itself)`);
 say(`p99 at 1000 req/s (open loop, from the due time), median of ${ROUNDS} rounds: podgate ${ms2(median(p99.empty))} ms with empty caches [${list(p99.empty, ms2)}], ${ms2(median(p99.cluster))} ms with ${PODS} pods + ${NODES} nodes [${list(p99.cluster, ms2)}]; bare Fastify ${ms2(median(p99.baseline))} ms [${list(p99.baseline, ms2)}] (target < 5 ms)`);
 const emptyUs = median(serverMeanUs.empty);

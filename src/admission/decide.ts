@@ -9,6 +9,7 @@ import { groupKind, objectRef, workloadOf } from '../policy/workload.ts';
 import { assertNever } from '../lib/assert-never.ts';
 
 const DEFAULT_OPERATIONS = ['CREATE', 'UPDATE'];
+const NO_PATCH: readonly PatchOp[] = [];
 
 /**
  * The whole of podgate's judgement: pure, synchronous, no I/O. Rules run in
@@ -51,8 +52,8 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
       else warnings.push(`${message} Admitted because the rule's failurePolicy is ignore.`);
       continue;
     }
-    patch.push(...rulePatch);
     const patched = rulePatch.length > 0;
+    if (patched) patch.push(...rulePatch);
     switch (result.status) {
       case 'skip':
         break;
@@ -86,7 +87,7 @@ function concerns(rule: CompiledRule, request: AdmissionRequest): boolean {
 
 /** A validating answer never carries a patch, and an audit rule only reports what it would change. */
 function patchToApply(phase: Phase, rule: CompiledRule, result: RuleResult): readonly PatchOp[] {
-  if (phase !== 'mutate' || rule.action === 'audit' || result.status === 'skip') return [];
+  if (phase !== 'mutate' || rule.action === 'audit' || result.status === 'skip') return NO_PATCH;
   return result.patch;
 }
 

@@ -35,20 +35,66 @@ export function arrayAt(value: unknown, ...path: readonly string[]): readonly un
 }
 
 /**
- * A string-to-string map (labels, annotations, nodeSelector) as a Map, keeping
- * only own entries whose values are strings. A Map cannot be confused with
+ * A string-to-string map (labels, annotations, nodeSelector) read as a Map:
+ * only own entries whose values are strings. A Map view cannot be confused with
  * prototype properties, whatever keys the object carries.
+ *
+ * A view over the object, not a copy: this runs several times per review on
+ * pods with a dozen labels, and most callers read two or three keys. Reviewed
+ * objects are never mutated (patches copy), so the view cannot go stale.
  */
 export function stringMapAt(value: unknown, ...path: readonly string[]): ReadonlyMap<string, string> {
   const found = at(value, ...path);
-  const map = new Map<string, string>();
-  if (!isRecord(found)) return map;
-  // for…in over own keys, not Object.entries: this runs several times per review, and entries() allocates a pair per key.
-  for (const key in found) {
-    const entry = Object.hasOwn(found, key) ? found[key] : undefined;
-    if (typeof entry === 'string') map.set(key, entry);
+  return isRecord(found) ? new StringRecordView(found) : EMPTY_STRING_MAP;
+}
+
+const EMPTY_STRING_MAP: ReadonlyMap<string, string> = new Map();
+
+class StringRecordView implements ReadonlyMap<string, string> {
+  readonly #record: JsonRecord;
+
+  constructor(record: JsonRecord) {
+    this.#record = record;
   }
-  return map;
+
+  get(key: string): string | undefined {
+    if (!Object.hasOwn(this.#record, key)) return undefined;
+    const value = this.#record[key];
+    return typeof value === 'string' ? value : undefined;
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  get size(): number {
+    let size = 0;
+    for (const key in this.#record) if (this.get(key) !== undefined) size += 1;
+    return size;
+  }
+
+  *entries(): MapIterator<[string, string]> {
+    for (const key in this.#record) {
+      const value = this.get(key);
+      if (value !== undefined) yield [key, value];
+    }
+  }
+
+  *keys(): MapIterator<string> {
+    for (const [key] of this.entries()) yield key;
+  }
+
+  *values(): MapIterator<string> {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, string]> {
+    return this.entries();
+  }
+
+  forEach(callback: (value: string, key: string, map: ReadonlyMap<string, string>) => void, thisArg?: unknown): void {
+    for (const [key, value] of this.entries()) callback.call(thisArg, value, key, this);
+  }
 }
 
 /** Structural equality of two JSON values (object key order ignored). */

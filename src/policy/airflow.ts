@@ -78,23 +78,39 @@ export const KPO_DEFAULT_SELECTOR = {
   matchExpressions: [{ key: 'airflow-worker', operator: 'DoesNotExist' as const }],
 };
 
-const SERVICE_ACCOUNT = /^system:serviceaccount:([^:]+):[^:]+$/;
+const SERVICE_ACCOUNT_PREFIX = 'system:serviceaccount:';
 
-function identityMatcher(environment: Static<typeof EnvironmentSchema>): (user: UserInfo) => boolean {
+/** The caller as the matchers read it; the service account's namespace is parsed once, not once per environment. */
+interface Caller {
+  readonly user: UserInfo;
+  readonly name: string;
+  readonly serviceAccountNamespace: string | undefined;
+}
+
+function callerOf(user: UserInfo): Caller {
+  const name = user.username ?? '';
+  return { user, name, serviceAccountNamespace: serviceAccountNamespace(name) };
+}
+
+/** `airflow-prod` for `system:serviceaccount:airflow-prod:airflow-worker`; undefined for any other username. */
+function serviceAccountNamespace(username: string): string | undefined {
+  if (!username.startsWith(SERVICE_ACCOUNT_PREFIX)) return undefined;
+  const start = SERVICE_ACCOUNT_PREFIX.length;
+  const colon = username.indexOf(':', start);
+  const wellFormed = colon > start && colon < username.length - 1 && !username.includes(':', colon + 1);
+  return wellFormed ? username.slice(start, colon) : undefined;
+}
+
+function identityMatcher(environment: Static<typeof EnvironmentSchema>): (caller: Caller) => boolean {
   const username = globMatcher(environment.usernames ?? []);
   const group = globMatcher(environment.groups ?? []);
   const serviceAccountNamespace = globMatcher(environment.serviceAccountNamespaces ?? []);
   const extra: [string, NameMatcher][] = Object.entries(environment.extra ?? {}).map(([key, values]) => [key, globMatcher(values)]);
-  return (user) => {
-    const name = user.username ?? '';
-    const namespace = SERVICE_ACCOUNT.exec(name)?.[1];
-    return (
-      username(name) ||
-      (user.groups ?? []).some(group) ||
-      (namespace !== undefined && serviceAccountNamespace(namespace)) ||
-      extra.some(([key, matches]) => Object.hasOwn(user.extra ?? {}, key) && (user.extra?.[key] ?? []).some(matches))
-    );
-  };
+  return ({ user, name, serviceAccountNamespace: namespace }) =>
+    username(name) ||
+    (user.groups ?? []).some(group) ||
+    (namespace !== undefined && serviceAccountNamespace(namespace)) ||
+    extra.some(([key, matches]) => Object.hasOwn(user.extra ?? {}, key) && (user.extra?.[key] ?? []).some(matches));
 }
 
 export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { problems: Problem[] } {
@@ -127,7 +143,10 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
       clusterIdKey: `${prefix}/cluster-id`,
       injectedKey: `${prefix}/injected-labels`,
       isKpoPod: compileLabelSelector(config.kpoPods ?? KPO_DEFAULT_SELECTOR),
-      environmentOf: (user) => matchers.find((environment) => environment.matches(user))?.name,
+      environmentOf: (user) => {
+        const caller = callerOf(user);
+        return matchers.find((environment) => environment.matches(caller))?.name;
+      },
       isExempt: (user) => exemptUser(user.username ?? '') || (user.groups ?? []).some(exemptGroup),
     },
   };

@@ -56,7 +56,9 @@ export function buildApp(deps: AppDeps) {
   const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app = Fastify({
     loggerInstance: deps.logger,
-    logController: new LogController({ disableRequestLogging: true }), // one line per decision instead, written below
+    logController: new LogController({ disableRequestLogging: true }), // a line per decision instead, written below
+    // No child logger per request (Fastify's default binds a reqId to each): the decision line carries the review's uid.
+    childLoggerFactory: (logger) => logger,
     bodyLimit,
     ...(deps.tls ? { https: { ...deps.tls, minVersion: 'TLSv1.2' as const } } : {}),
     // The API server keeps connections open between calls; outlive its idle timeout (90 s) so it closes them, not us.
@@ -114,7 +116,11 @@ export function buildApp(deps: AppDeps) {
           .send({ error: `podgate is overloaded (its event loop runs ${Number.isFinite(lag.ms) ? `${lag.ms.toFixed(0)} ms` : 'far'} late); retry, or the webhook's failurePolicy applies` });
       });
     }
-    const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply) => handleReview(deps, metrics, phase, request, reply);
+    // The handler answers through reply.send and returns nothing: a returned reply is a thenable,
+    // which Fastify would then wait on with a promise and 'finish' listeners, for every review.
+    const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply): void => {
+      handleReview(deps, metrics, phase, request, reply);
+    };
     admission.post('/mutate', admit('mutate'));
     admission.post('/validate', admit('validate'));
     registered();
@@ -128,7 +134,7 @@ export function buildApp(deps: AppDeps) {
   return app;
 }
 
-function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: FastifyRequest, reply: FastifyReply) {
+function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const started = process.hrtime.bigint();
   const parsed = parseAdmissionReview(request.body);
   if (!parsed.ok) {
@@ -145,11 +151,25 @@ function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: Fa
   const decision = decide(phase, admission, policy, deps.cluster());
   const latencyMs = Number(process.hrtime.bigint() - started) / 1e6;
   metrics.decision(phase, admission.operation, admission.kind.kind, decision, latencyMs / 1000);
-  request.log.info(decisionLogFields(phase, admission, decision, latencyMs), decision.allowed ? 'admitted' : 'denied');
+  const level = decisionLogLevel(decision);
+  if (deps.logger.isLevelEnabled(level)) deps.logger[level](decisionLogFields(phase, admission, decision, latencyMs), decision.allowed ? 'admitted' : 'denied');
   return reply.send(admissionResponse(apiVersion, admission.uid, decision));
 }
 
-/** The one log line per decision: who asked for what and what podgate said. Never the object itself (env vars carry secrets). */
+/**
+ * A decision that did something (denied, warned, patched, a rule failed or
+ * errored) is logged at info; an admission with nothing to report only at debug
+ * (LOG_LEVEL=debug). As Gatekeeper and Kyverno do: every pod of the cluster goes
+ * through podgate, the API server's audit log already records each request, and
+ * the metrics count them; writing the uneventful ones cost a fifth of a review.
+ */
+function decisionLogLevel(decision: Decision): 'info' | 'debug' {
+  if (!decision.allowed || decision.warnings.length > 0 || decision.patch.length > 0) return 'info';
+  for (const report of decision.reports) if (report.status !== 'pass') return 'info';
+  return 'debug';
+}
+
+/** The log line of a decision: who asked for what and what podgate said. Never the object itself (env vars carry secrets). */
 function decisionLogFields(phase: Phase, request: AdmissionRequest, decision: Decision, latencyMs: number) {
   const object = request.operation === 'DELETE' ? request.oldObject : request.object;
   return {

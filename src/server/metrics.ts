@@ -1,6 +1,7 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator, type CounterConfiguration, type MetricType, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import type { Decision } from '../admission/decision.ts';
 import type { Phase } from '../policy/rule.ts';
+import { OPERATIONS, type Operation } from '../admission/review.ts';
 
 /** Seconds; resolves the sub-millisecond answers of a healthy podgate and the seconds of a sick one. */
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -19,22 +20,21 @@ export interface WatchGaugeSource {
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly #requests = new Counter({
-    name: 'podgate_admission_requests_total',
-    help: 'Admission reviews answered, by webhook, operation, object kind and decision (allowed, denied).',
-    labelNames: ['webhook', 'operation', 'kind', 'decision'] as const,
-    registers: [this.registry],
-  });
+  /**
+   * Reviews answered, counted in a plain map on the request path and handed to
+   * prom-client only when scraped: prom-client checks and hashes the label set on
+   * every inc(), even through labels(), a cost paid per review otherwise.
+   */
+  readonly #requestCounts = new RequestCounts();
   readonly #rules = new Counter({
     name: 'podgate_rule_results_total',
     help: 'Rule results that fired (fail, error, or a patch), by rule, rule kind, result and effective action.',
     labelNames: ['rule', 'rule_kind', 'result', 'action'] as const,
     registers: [this.registry],
   });
-  readonly #latency = new Histogram({
+  readonly #latency = new PhaseHistogram({
     name: 'podgate_admission_duration_seconds',
     help: 'Time from a review being read to its answer being sent, by webhook.',
-    labelNames: ['webhook'] as const,
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
@@ -75,6 +75,12 @@ export class Metrics {
 
   constructor(watches: () => Readonly<Record<string, WatchGaugeSource | undefined>> = () => ({})) {
     collectDefaultMetrics({ register: this.registry, prefix: 'podgate_' });
+    countedAtScrape(this.#requestCounts, {
+      name: 'podgate_admission_requests_total',
+      help: 'Admission reviews answered, by webhook, operation, object kind and decision (allowed, denied).',
+      labelNames: ['webhook', 'operation', 'kind', 'decision'] as const,
+      registers: [this.registry],
+    });
     const perWatch = (name: string, help: string, read: (status: WatchGaugeSource) => number) =>
       new Gauge({
         name,
@@ -92,24 +98,9 @@ export class Metrics {
     perWatch('podgate_watch_relists', 'Full lists done by the watch (1 at start; more after 410 Gone or errors).', (s) => s.relists);
   }
 
-  /**
-   * The label sets every request touches, bound once: prom-client hashes a label
-   * object on every inc/observe, a cost paid per review otherwise. As bounded as
-   * the series themselves (one per label set prom-client already keeps).
-   */
-  readonly #requestSeries = new Map<string, Counter.Internal>();
-  readonly #latencySeries = { mutate: this.#latency.labels({ webhook: 'mutate' }), validate: this.#latency.labels({ webhook: 'validate' }) };
-
-  decision(webhook: Phase, operation: string, kind: string, decision: Decision, seconds: number): void {
-    const verdict = decision.allowed ? 'allowed' : 'denied';
-    const key = `${webhook} ${operation} ${kind} ${verdict}`;
-    let requests = this.#requestSeries.get(key);
-    if (requests === undefined) {
-      requests = this.#requests.labels({ webhook, operation, kind, decision: verdict });
-      this.#requestSeries.set(key, requests);
-    }
-    requests.inc();
-    this.#latencySeries[webhook].observe(seconds);
+  decision(webhook: Phase, operation: Operation, kind: string, decision: Decision, seconds: number): void {
+    this.#requestCounts.add(webhook, operation, kind, decision.allowed);
+    this.#latency.record(webhook, seconds);
     for (const report of decision.reports) {
       if (report.status === 'pass' && !report.patched) continue;
       this.#rules.inc({ rule: report.rule, rule_kind: report.kind, result: report.status === 'pass' ? 'patched' : report.status, action: report.action });
@@ -135,3 +126,123 @@ export class Metrics {
     this.#policyValid.set(0);
   }
 }
+
+const WEBHOOKS: readonly Phase[] = ['mutate', 'validate'];
+
+/**
+ * Answered reviews by webhook, operation, object kind and decision: per kind,
+ * one array of webhook × operation × decision counts. A review costs a lookup
+ * by its kind and an increment; no label set is built.
+ */
+class RequestCounts {
+  readonly #byKind = new Map<string, number[]>();
+
+  add(webhook: Phase, operation: Operation, kind: string, allowed: boolean): void {
+    let counts = this.#byKind.get(kind);
+    if (counts === undefined) {
+      counts = new Array<number>(WEBHOOKS.length * OPERATIONS.length * 2).fill(0);
+      this.#byKind.set(kind, counts);
+    }
+    const index = (WEBHOOKS.indexOf(webhook) * OPERATIONS.length + OPERATIONS.indexOf(operation)) * 2 + (allowed ? 0 : 1);
+    counts[index] = (counts[index] ?? 0) + 1;
+  }
+
+  *series(): Generator<{ readonly labels: Record<'webhook' | 'operation' | 'kind' | 'decision', string>; readonly count: number }> {
+    for (const [kind, counts] of this.#byKind) {
+      for (const [w, webhook] of WEBHOOKS.entries()) {
+        for (const [o, operation] of OPERATIONS.entries()) {
+          const base = (w * OPERATIONS.length + o) * 2;
+          for (const [d, decision] of (['allowed', 'denied'] as const).entries()) {
+            const count = counts[base + d] ?? 0;
+            if (count > 0) yield { labels: { webhook, operation, kind, decision }, count };
+          }
+        }
+      }
+    }
+  }
+}
+
+/** A counter whose values are kept in `counts` and copied in when Prometheus scrapes. */
+function countedAtScrape(counts: RequestCounts, configuration: CounterConfiguration<'webhook' | 'operation' | 'kind' | 'decision'>): Counter<'webhook' | 'operation' | 'kind' | 'decision'> {
+  return new Counter({
+    ...configuration,
+    collect() {
+      this.reset();
+      for (const { labels, count } of counts.series()) this.inc(labels, count);
+    },
+  });
+}
+
+/**
+ * A histogram by webhook (label `webhook`) counted in plain arrays on the request
+ * path. prom-client's Histogram checks and hashes the label set on every
+ * observe(), even through labels(): the largest single cost podgate added to a
+ * review. This one is still a prom-client Histogram to its registry (name, help,
+ * type, registration, reset) and reads out in the same form; only the counting
+ * is its own. A test compares its exposition with prom-client's for the same
+ * observations.
+ */
+export class PhaseHistogram extends Histogram<'webhook' | 'le'> {
+  // Set by prom-client's constructor (not in its typings): the exposition reuses them.
+  declare readonly name: string;
+  declare readonly help: string;
+  declare readonly type: MetricType;
+  declare readonly aggregator: Aggregator;
+  readonly #bounds: readonly number[];
+  #series: Record<Phase, { buckets: number[]; sum: number; count: number }>;
+
+  constructor(configuration: { readonly name: string; readonly help: string; readonly buckets: readonly number[]; readonly registers: Registry[] }) {
+    // `le` is in the type only for the bucket values read out; prom-client adds it itself and refuses it as a label name.
+    super({ ...configuration, buckets: [...configuration.buckets], labelNames: ['webhook'] });
+    this.#bounds = [...configuration.buckets].sort((a, b) => a - b);
+    this.#series = this.#empty();
+  }
+
+  record(webhook: Phase, value: number): void {
+    const series = this.#series[webhook];
+    let bucket = 0;
+    while (bucket < this.#bounds.length && value > (this.#bounds[bucket] ?? Infinity)) bucket += 1;
+    series.buckets[bucket] = (series.buckets[bucket] ?? 0) + 1; // the last slot is +Inf only
+    series.sum += value;
+    series.count += 1;
+  }
+
+  override reset(): void {
+    super.reset();
+    // prom-client's constructor calls reset() before this class's own fields exist.
+    if (#series in this) this.#series = this.#empty();
+  }
+
+  override get(): Promise<MetricObjectWithValues<MetricValueWithName<'webhook' | 'le'>>> {
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.#values(), collect: nothingToCollect });
+  }
+
+  /** What prom-client's registry reads for the text format (its own Histogram's differs from get() only in label layout). */
+  getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<'webhook' | 'le'>>> {
+    return this.get();
+  }
+
+  #values(): MetricValueWithName<'webhook' | 'le'>[] {
+    const values: MetricValueWithName<'webhook' | 'le'>[] = [];
+    for (const webhook of WEBHOOKS) {
+      const { buckets, sum, count } = this.#series[webhook];
+      if (count === 0) continue; // as prom-client: a label set appears once observed
+      let cumulative = 0;
+      this.#bounds.forEach((bound, index) => {
+        cumulative += buckets[index] ?? 0;
+        values.push({ labels: { webhook, le: bound }, value: cumulative, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { webhook, le: '+Inf' }, value: count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { webhook }, value: sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { webhook }, value: count, metricName: `${this.name}_count` });
+    }
+    return values;
+  }
+
+  #empty(): Record<Phase, { buckets: number[]; sum: number; count: number }> {
+    const series = () => ({ buckets: new Array<number>(this.#bounds.length + 1).fill(0), sum: 0, count: 0 });
+    return { mutate: series(), validate: series() };
+  }
+}
+
+const nothingToCollect = (): void => undefined;

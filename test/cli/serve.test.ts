@@ -23,6 +23,8 @@ t.test('first start on the embedded defaults: certificates generated, sample pol
   t.ok(String(generated?.['msg']).endsWith(Buffer.from(ca).toString('base64')), 'the logged caBundle is the CA, base64');
   t.equal(certificateProblem({ caCert: ca, cert: await readFile(join(cwd, 'certs', 'tls.crt'), 'utf8') }, ['localhost', '127.0.0.1']), undefined);
 
+  const uneventful = makeReview(makeRequest(makePod({ name: 'quiet', namespace: 'default' })));
+  t.match((await call(`https://localhost:${server.port}/validate`, { ca, body: JSON.stringify(uneventful) })).body, { response: { allowed: true } });
   const body = await readFile(example, 'utf8');
   const res = await call(`https://localhost:${server.port}/validate`, { ca, body });
   t.equal(res.status, 200);
@@ -41,6 +43,8 @@ t.test('first start on the embedded defaults: certificates generated, sample pol
     rules: [{ rule: 'api-server-floors', status: 'fail', action: 'deny' }],
   });
   t.type(decision?.['latencyMs'], 'number');
+  t.equal(decision?.['level'], 30, 'a denial is logged at info');
+  t.notOk(server.lines.some((line) => line['uid'] === uneventful.request.uid), 'an admission with nothing to report is not logged at info (written before the denial, so it would be there)');
   t.notMatch(JSON.stringify(server.lines), /apache\/airflow:3\.1\.3|exec airflow api-server/, 'the object itself is never logged');
 
   server.child.kill('SIGTERM');
@@ -51,6 +55,20 @@ t.test('first start on the embedded defaults: certificates generated, sample pol
   t.equal(new X509Certificate(await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8')).fingerprint256, new X509Certificate(ca).fingerprint256, 'same CA on the next start');
   again.child.kill('SIGTERM');
   t.same(await again.exited, { code: 0, signal: null });
+});
+
+t.test('LOG_LEVEL=debug also logs the admissions with nothing to report, at debug', async (t) => {
+  const cwd = t.testdir();
+  const server = await startProcess([], cwd, { LOG_LEVEL: 'debug' });
+  t.teardown(() => server.child.kill('SIGTERM'));
+  const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
+  const review = makeReview(makeRequest(makePod({ name: 'quiet', namespace: 'default' })));
+  t.match((await call(`https://localhost:${server.port}/validate`, { ca, body: JSON.stringify(review) })).body, { response: { allowed: true } });
+  await waitFor('the decision log line', () => server.lines.some((line) => line['uid'] === review.request.uid));
+  t.match(
+    server.lines.find((line) => line['uid'] === review.request.uid),
+    { level: 20, msg: 'admitted', webhook: 'validate', kind: 'Pod', namespace: 'default', name: 'quiet', allowed: true, rules: [] },
+  );
 });
 
 t.test('SIGTERM: a request in flight is answered, then the process exits 0', async (t) => {

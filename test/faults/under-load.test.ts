@@ -91,7 +91,8 @@ t.test('the serving certificate rotated on disk under load: new connections get 
 
 t.test('SIGTERM under load: every request that reached the server is answered, and it exits 0', async (t) => {
   const cwd = t.testdir();
-  const server = await startProcess([], cwd);
+  // debug: uneventful admissions are logged too, so every decision has its line to count.
+  const server = await startProcess([], cwd, { LOG_LEVEL: 'debug' });
   const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
   let exited = false;
   void server.exited.then(() => (exited = true));

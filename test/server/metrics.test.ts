@@ -2,7 +2,8 @@ import t from 'tap';
 import { admissionResponseOf, call, startServer } from '../helpers/https.ts';
 import { fakePolicy } from '../helpers/fake-rules.ts';
 import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
-import { Metrics } from '../../src/server/metrics.ts';
+import { Histogram, Registry } from 'prom-client';
+import { Metrics, PhaseHistogram } from '../../src/server/metrics.ts';
 
 const policy = fakePolicy({ rules: [{ name: 'needs-team', kind: 'requireLabel', key: 'team' }, { name: 'env', kind: 'addLabel', key: 'e', value: 'x' }] });
 
@@ -48,6 +49,41 @@ t.test('GET /metrics: requests by webhook, operation, kind and decision; rules; 
   t.equal(value(text, 'podgate_watch_connected', { watch: 'nodes' }), 0);
   t.type(value(text, 'podgate_process_resident_memory_bytes'), 'number', 'process metrics');
   t.type(value(text, 'podgate_nodejs_eventloop_lag_seconds'), 'number');
+});
+
+t.test("PhaseHistogram reads out exactly as prom-client's Histogram fed the same observations", async (t) => {
+  const buckets = [0.001, 0.01, 0.1, 1];
+  const ours = new Registry();
+  const theirs = new Registry();
+  const histogram = new PhaseHistogram({ name: 'h_seconds', help: 'help text', buckets: [1, 0.1, 0.01, 0.001], registers: [ours] });
+  const reference = new Histogram({ name: 'h_seconds', help: 'help text', labelNames: ['webhook'] as const, buckets, registers: [theirs] });
+  /** Samples as a sorted list of "name{sorted labels} value": label order within braces is not significant. */
+  const samples = async (registry: Registry) =>
+    (await registry.metrics())
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => line.replace(/\{([^}]*)\}/, (_, labels: string) => `{${labels.split(',').sort().join(',')}}`))
+      .sort();
+  t.same(await samples(ours), await samples(theirs), 'nothing observed: HELP and TYPE only');
+  const observations: ['mutate' | 'validate', number][] = [['validate', 0.0005], ['validate', 0.001], ['validate', 0.0011], ['validate', 0.5], ['validate', 7], ['mutate', 0.02], ['validate', 0]];
+  for (const [webhook, seconds] of observations) {
+    histogram.record(webhook, seconds);
+    reference.observe({ webhook }, seconds);
+  }
+  const observed = await samples(ours);
+  t.same(observed, await samples(theirs));
+  t.ok(observed.includes('h_seconds_bucket{le="0.001",webhook="validate"} 3'), 'a value on a bound counts in that bucket');
+  t.ok(observed.includes('h_seconds_bucket{le="+Inf",webhook="validate"} 6'));
+  const counts = async (metric: Histogram<'webhook' | 'le'> | Histogram<'webhook'>) =>
+    (await metric.get()).values
+      .filter((v) => v.metricName === 'h_seconds_count')
+      .map((v) => `${String(v.labels.webhook)} ${v.value}`)
+      .sort();
+  t.same(await counts(histogram), await counts(reference), 'get() as prom-client gives it');
+  t.same(await counts(histogram), ['mutate 1', 'validate 6']);
+  ours.resetMetrics();
+  theirs.resetMetrics();
+  t.same(await samples(ours), await samples(theirs), 'reset empties it');
 });
 
 t.test('policy reload metrics', async (t) => {

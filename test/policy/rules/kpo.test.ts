@@ -47,6 +47,14 @@ t.test('kpoEnvironment: labels a KPO pod with its creator’s environment and th
   t.equal(labelsOf(prod.patched)?.['podgate.io/environment'], 'production', 'recognised by the IAM role in userInfo.extra');
 });
 
+t.test('kpoEnvironment: a service account is recognised by its namespace only in the exact system:serviceaccount:<ns>:<name> form', async (t) => {
+  const environmentLabel = (username: string) => labelsOf(admit(makeKpoPod(), { username, groups: [] }, [labelRule()]).patched)?.['podgate.io/environment'];
+  t.equal(environmentLabel('system:serviceaccount:airflow-alpha:airflow-worker'), 'alpha');
+  for (const username of ['system:serviceaccount:airflow-alpha', 'system:serviceaccount:airflow-alpha:', 'system:serviceaccount::airflow-worker', 'system:serviceaccount:airflow-alpha:worker:extra', 'system:serviceaccounts:airflow-alpha:airflow-worker', 'x-system:serviceaccount:airflow-alpha:airflow-worker']) {
+    t.equal(environmentLabel(username), undefined, username);
+  }
+});
+
 t.test('kpoEnvironment: a pod without any labels map gets one', async (t) => {
   const pod = makeKpoPod();
   const labels = labelsOf(pod) ?? {};
