@@ -27,7 +27,9 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
   const matchInput = { request, labels };
   if (policy.exclude?.(matchInput)) return allowed();
 
-  const ref = objectRef(request, original);
+  // How messages name the object; built only when a rule has something to say.
+  let named: string | undefined;
+  const ref = () => (named ??= objectRef(request, original));
   const denials: string[] = [];
   const warnings: string[] = [];
   const patch: PatchOp[] = [];
@@ -46,7 +48,7 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
       rulePatch = patchToApply(phase, rule, result);
       if (rulePatch.length > 0) object = applyPatchCopying(object, rulePatch);
     } catch (error) {
-      const message = ruleErrorMessage(ref, rule, error);
+      const message = ruleErrorMessage(ref(), rule, error);
       reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'error', patched: false, message });
       if (rule.failurePolicy === 'fail') denials.push(message);
       else warnings.push(`${message} Admitted because the rule's failurePolicy is ignore.`);
@@ -61,7 +63,7 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
         reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'pass', patched });
         break;
       case 'fail': {
-        const message = `${ref}: ${result.findings.join('; ')} (rule ${rule.name}${result.note ? `: ${result.note}` : ''}). ${rule.message ?? result.hint}`;
+        const message = `${ref()}: ${result.findings.join('; ')} (rule ${rule.name}${result.note ? `: ${result.note}` : ''}). ${rule.message ?? result.hint}`;
         const action = result.action ?? rule.action;
         reports.push({ rule: rule.name, kind: rule.kind, action, status: 'fail', patched, message, ...(result.tags ? { tags: result.tags } : {}) });
         if (action === 'deny') denials.push(message);

@@ -19,6 +19,11 @@ export function field(value: unknown, key: string): unknown {
 
 /** Follows a path of own properties: at(pod, 'spec', 'containers'). */
 export function at(value: unknown, ...path: readonly string[]): unknown {
+  return atPath(value, path);
+}
+
+/** `at` with the path as one array: no array built per call when the path is a constant. */
+export function atPath(value: unknown, path: readonly string[]): unknown {
   let current = value;
   for (const key of path) current = field(current, key);
   return current;

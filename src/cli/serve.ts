@@ -46,6 +46,10 @@ Options:
                           answer admission requests 503 at once (default ${DEFAULT_MAX_EVENT_LOOP_DELAY_MS}; 0: off)
   --log-format <fmt>      json or pretty (default: pretty on a terminal, else json)
 
+Environment:
+  LOG_LEVEL               info (default): decisions that did something, and events;
+                          debug: also every admission with nothing to report
+
 Example:
   podgate serve --config /etc/podgate/podgate.yaml \\
     --tls-cert /etc/podgate/tls/tls.crt --tls-key /etc/podgate/tls/tls.key

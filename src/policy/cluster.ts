@@ -26,7 +26,7 @@ export interface KpoPodView {
   /** False until the pod watch has listed once. */
   readonly synced: boolean;
   /** Live KPO pods of one task instance (see kpoIdentity): the only ones a KPO lookup can match. */
-  readonly withIdentity: (identity: string) => Iterable<KpoPod>;
+  readonly withIdentity: (identity: string) => readonly KpoPod[];
 }
 
 export interface ClusterState {

@@ -10,6 +10,8 @@ import type { KpoPod, KpoPodView } from './cluster.ts';
  * pod), nothing per pod that the pod itself does not already hold; removing a
  * pod needs the pod as it was indexed (the watch has it).
  */
+const NO_PODS: readonly KpoPod[] = [];
+
 export class KpoPodIndex implements KpoPodView {
   readonly #byIdentity = new Map<string, KpoPod[]>();
   readonly #isSynced: () => boolean;
@@ -27,7 +29,7 @@ export class KpoPodIndex implements KpoPodView {
     return this.#size;
   }
 
-  readonly withIdentity = (identity: string): Iterable<KpoPod> => this.#byIdentity.get(identity) ?? [];
+  readonly withIdentity = (identity: string): readonly KpoPod[] => this.#byIdentity.get(identity) ?? NO_PODS;
 
   /** Adds `pod`, replacing `previous` (the same pod as it was indexed before), if any. */
   upsert(pod: KpoPod, previous?: KpoPod): void {

@@ -1,5 +1,5 @@
 import type { AdmissionRequest } from '../admission/review.ts';
-import { arrayAt, at, jsonEqual, stringAt, stringMapAt } from '../admission/json.ts';
+import { arrayAt, at, atPath, jsonEqual, stringAt, stringMapAt } from '../admission/json.ts';
 
 /**
  * Pods and the controllers that stamp pods out of a template. Rules about pods
@@ -48,7 +48,7 @@ export function workloadOf(request: AdmissionRequest, object: unknown): Workload
   const kind = groupKind(request.kind);
   if (!isWorkloadKind(kind)) return undefined;
   const podPath = TEMPLATE_PATHS[kind];
-  const pod = at(object, ...podPath);
+  const pod = atPath(object, podPath);
   return {
     kind,
     podPath,

@@ -135,7 +135,7 @@ export function buildApp(deps: AppDeps) {
 }
 
 function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const started = process.hrtime.bigint();
+  const started = performance.now();
   const parsed = parseAdmissionReview(request.body);
   if (!parsed.ok) {
     metrics.rejected('bad_request');
@@ -149,7 +149,7 @@ function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: Fa
 
   const { apiVersion, request: admission } = parsed.review;
   const decision = decide(phase, admission, policy, deps.cluster());
-  const latencyMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const latencyMs = performance.now() - started;
   metrics.decision(phase, admission.operation, admission.kind.kind, decision, latencyMs / 1000);
   const level = decisionLogLevel(decision);
   if (deps.logger.isLevelEnabled(level)) deps.logger[level](decisionLogFields(phase, admission, decision, latencyMs), decision.allowed ? 'admitted' : 'denied');

@@ -60,7 +60,7 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
     );
   }
 
-  const sameTask = [...cluster.kpoPods.withIdentity(identity)];
+  const sameTask = cluster.kpoPods.withIdentity(identity);
   if (sameTask.length === 0) return pass(); // the common case: no other pod of this task instance
   const selector = lookupLabels(airflow, labels, injectedKeys(airflow, object));
   const name = stringAt(object, 'metadata', 'name');
