@@ -190,6 +190,8 @@ const clusterName = `podgate+${PODS / 1000}k pods`;
 const throughputRatios: number[] = [];
 /** The same with a log line written for every decision. */
 const debugRatios: number[] = [];
+/** The baseline's own rate per round: how busy the machine was. */
+const baselineRps: number[] = [];
 /** Baseline CPU per request over podgate's: the throughput ratio a server with a core of its own would see. */
 const cpuRatios: number[] = [];
 const p99: Record<'baseline' | 'empty' | 'cluster', number[]> = { baseline: [], empty: [], cluster: [] };
@@ -214,6 +216,7 @@ for (let round = 1; round <= ROUNDS; round += 1) {
   const { base, ours, verbose } = figures as Record<keyof typeof runs, LoadFigures>;
   debugRatios.push(verbose.rps / base.rps);
   throughputRatios.push(ours.rps / base.rps);
+  baselineRps.push(base.rps);
   cpuRatios.push((base.cpuUsPerRequest ?? 0) / (ours.cpuUsPerRequest ?? 1));
   p99.baseline.push(row('baseline', '-', `KPO pod @1000/s (round ${round})`, 16, paced(baseline, '/validate', 'kpo.json', 1000), baseline.child.pid).p99);
   const emptyRun = await pacedWithServerMean(empty);
@@ -271,6 +274,7 @@ const list = (values: number[], format: (value: number) => string) => values.map
 const ms2 = (value: number) => value.toFixed(2);
 say('');
 say(`throughput /validate (whole sample policy, KPO pod, 16 conns), podgate/baseline per round: ${list(throughputRatios, percent)}; median ${percent(median(throughputRatios))} (target >= 70%)`);
+say(`baseline req/s per round: ${list(baselineRps, (rps) => rps.toFixed(0))}; a round far below the best ran on a busy machine, where both sides wait on the same neighbours and the ratios drift towards 100%`);
 say(`the same with LOG_LEVEL=debug (a log line for every decision, not only those with something to report): ${list(debugRatios, percent)}; median ${percent(median(debugRatios))}`);
 say(`CPU per request, baseline/podgate per round: ${list(cpuRatios, percent)}; median ${percent(median(cpuRatios))} (the throughput ratio when the server has a core to itself)`);
 say(`p99 at 1000 req/s (open loop, from the due time), median of ${ROUNDS} rounds: podgate ${ms2(median(p99.empty))} ms with empty caches [${list(p99.empty, ms2)}], ${ms2(median(p99.cluster))} ms with ${PODS} pods + ${NODES} nodes [${list(p99.cluster, ms2)}]; bare Fastify ${ms2(median(p99.baseline))} ms [${list(p99.baseline, ms2)}] (target < 5 ms)`);
