@@ -41,10 +41,10 @@ export class LogLines {
   /** Writes what is buffered. pino's `logger.flush(cb)` lands here. */
   flush(done?: (error?: Error) => void): void {
     if (this.#lines.length > 0) {
+      const lines = this.#lines.length;
       const lost = this.#dropped;
       if (lost > 0) this.#lines.unshift(`${JSON.stringify({ level: 40, time: Date.now(), msg: `${lost} log line(s) were lost: stdout was not being read` })}\n`);
       const data = Buffer.from(this.#lines.join(''));
-      const lines = this.#lines.length;
       this.#lines = [];
       this.#pending = 0;
       this.#dropped = this.#writeAll(data) ? 0 : lost + lines;

@@ -104,12 +104,12 @@ function serviceAccountNamespace(username: string): string | undefined {
 function identityMatcher(environment: Static<typeof EnvironmentSchema>): (caller: Caller) => boolean {
   const username = globMatcher(environment.usernames ?? []);
   const group = globMatcher(environment.groups ?? []);
-  const serviceAccountNamespace = globMatcher(environment.serviceAccountNamespaces ?? []);
+  const namespaceListed = globMatcher(environment.serviceAccountNamespaces ?? []);
   const extra: [string, NameMatcher][] = Object.entries(environment.extra ?? {}).map(([key, values]) => [key, globMatcher(values)]);
   return ({ user, name, serviceAccountNamespace: namespace }) =>
     username(name) ||
     (user.groups ?? []).some(group) ||
-    (namespace !== undefined && serviceAccountNamespace(namespace)) ||
+    (namespace !== undefined && namespaceListed(namespace)) ||
     extra.some(([key, matches]) => Object.hasOwn(user.extra ?? {}, key) && (user.extra?.[key] ?? []).some(matches));
 }
 
