@@ -157,7 +157,7 @@ const baseline = await start([join(ROOT, 'bench/baseline.ts'), join(work, 'certs
 const empty = await start(serveArgs([]), listening, emptyCluster.env);
 const cluster = await start(serveArgs([]), listening, fullCluster.env);
 // The same podgate writing a log line for every decision (by default only those with something to report).
-const chatty = await start(serveArgs([]), listening, { ...emptyCluster.env, LOG_LEVEL: 'debug' });
+const debugLogging = await start(serveArgs([]), listening, { ...emptyCluster.env, LOG_LEVEL: 'debug' });
 /** Seconds until the server's watches have listed (/readyz 200). */
 async function secondsToReady(port: number): Promise<number> {
   const t0 = Date.now();
@@ -170,9 +170,9 @@ async function secondsToReady(port: number): Promise<number> {
 }
 const syncSeconds = await secondsToReady(cluster.port);
 await secondsToReady(empty.port);
-await secondsToReady(chatty.port);
+await secondsToReady(debugLogging.port);
 // A little traffic first, so the podgates have warmed up (JIT, TLS sessions) before they are weighed.
-for (const server of [empty, cluster, chatty]) load(server, '/validate', 'kpo.json', 4);
+for (const server of [empty, cluster, debugLogging]) load(server, '/validate', 'kpo.json', 4);
 const rssEmpty = rss(empty.child.pid);
 const rssCluster = rss(cluster.child.pid);
 say(`cluster watches synced in ${syncSeconds.toFixed(1)}s; RSS: empty caches ${mib(rssEmpty)}, with ${PODS} KPO pods + ${NODES} nodes ${mib(rssCluster)} (caches cost ${mib(rssCluster - rssEmpty)})`);
@@ -208,13 +208,13 @@ for (let round = 1; round <= ROUNDS; round += 1) {
   const runs = {
     base: () => row('baseline', '-', `KPO pod (round ${round})`, 16, load(baseline, '/validate', 'kpo.json', 16), baseline.child.pid),
     ours: () => row('podgate', '/validate', `KPO pod (round ${round})`, 16, load(empty, '/validate', 'kpo.json', 16), empty.child.pid),
-    verbose: () => row('podgate LOG_LEVEL=debug', '/validate', `KPO pod (round ${round})`, 16, load(chatty, '/validate', 'kpo.json', 16), chatty.child.pid),
+    debug: () => row('podgate LOG_LEVEL=debug', '/validate', `KPO pod (round ${round})`, 16, load(debugLogging, '/validate', 'kpo.json', 16), debugLogging.child.pid),
   };
-  const order = round % 2 === 1 ? (['base', 'ours', 'verbose'] as const) : (['verbose', 'ours', 'base'] as const);
+  const order = round % 2 === 1 ? (['base', 'ours', 'debug'] as const) : (['debug', 'ours', 'base'] as const);
   const figures: Partial<Record<keyof typeof runs, LoadFigures>> = {};
   for (const name of order) figures[name] = runs[name]();
-  const { base, ours, verbose } = figures as Record<keyof typeof runs, LoadFigures>;
-  debugRatios.push(verbose.rps / base.rps);
+  const { base, ours, debug } = figures as Record<keyof typeof runs, LoadFigures>;
+  debugRatios.push(debug.rps / base.rps);
   throughputRatios.push(ours.rps / base.rps);
   baselineRps.push(base.rps);
   cpuRatios.push((base.cpuUsPerRequest ?? 0) / (ours.cpuUsPerRequest ?? 1));

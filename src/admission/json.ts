@@ -30,12 +30,12 @@ export function atPath(value: unknown, path: readonly string[]): unknown {
 }
 
 export function stringAt(value: unknown, ...path: readonly string[]): string | undefined {
-  const found = at(value, ...path);
+  const found = atPath(value, path);
   return typeof found === 'string' ? found : undefined;
 }
 
 export function arrayAt(value: unknown, ...path: readonly string[]): readonly unknown[] {
-  const found = at(value, ...path);
+  const found = atPath(value, path);
   return Array.isArray(found) ? found : [];
 }
 
@@ -49,7 +49,7 @@ export function arrayAt(value: unknown, ...path: readonly string[]): readonly un
  * objects are never mutated (patches copy), so the view cannot go stale.
  */
 export function stringMapAt(value: unknown, ...path: readonly string[]): ReadonlyMap<string, string> {
-  const found = at(value, ...path);
+  const found = atPath(value, path);
   return isRecord(found) ? new StringRecordView(found) : EMPTY_STRING_MAP;
 }
 

@@ -26,9 +26,13 @@ export class LogLines {
   /** Lines dropped because the reader had gone or did not read; reported ahead of the next lines that get through. */
   #dropped = 0;
 
-  constructor(options: { readonly fd: number; readonly flushBytes: number }) {
+  /** Fields every line carries (pino's `base`), for the line that reports lost ones. */
+  readonly #base: Readonly<Record<string, string>>;
+
+  constructor(options: { readonly fd: number; readonly flushBytes: number; readonly base?: Readonly<Record<string, string>> }) {
     this.#fd = options.fd;
     this.#flushBytes = options.flushBytes;
+    this.#base = options.base ?? {};
   }
 
   /** pino calls this with one complete line (newline included). */
@@ -43,7 +47,7 @@ export class LogLines {
     if (this.#lines.length > 0) {
       const lines = this.#lines.length;
       const lost = this.#dropped;
-      if (lost > 0) this.#lines.unshift(`${JSON.stringify({ level: 40, time: Date.now(), msg: `${lost} log line(s) were lost: stdout was not being read` })}\n`);
+      if (lost > 0) this.#lines.unshift(`${JSON.stringify({ level: 40, time: Date.now(), ...this.#base, msg: `${lost} log line(s) were lost: stdout was not being read` })}\n`);
       const data = Buffer.from(this.#lines.join(''));
       this.#lines = [];
       this.#pending = 0;

@@ -13,11 +13,12 @@ import { LogLines } from './logLines.ts';
  */
 export function createLogger(options: { readonly level?: string; readonly pretty?: boolean } = {}): Logger {
   const level = options.level ?? process.env['LOG_LEVEL'] ?? 'info';
+  const base = { service: 'podgate' };
   if (options.pretty ?? process.stdout.isTTY) {
-    return pino({ level, base: { service: 'podgate' }, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
+    return pino({ level, base, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
   }
-  const destination = new LogLines({ fd: 1, flushBytes: 16 * 1024 });
+  const destination = new LogLines({ fd: 1, flushBytes: 16 * 1024, base });
   setInterval(() => { destination.flush(); }, 1000).unref();
   process.once('exit', () => { destination.flush(); });
-  return pino({ level, base: { service: 'podgate' } }, destination);
+  return pino({ level, base }, destination);
 }

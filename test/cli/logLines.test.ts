@@ -34,7 +34,7 @@ t.test('a reader that has gone loses lines, never the server; the loss is told o
   const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
   const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
   t.teardown(() => { closeSync(writer); });
-  const lines = new LogLines({ fd: writer, flushBytes: 1 << 20 });
+  const lines = new LogLines({ fd: writer, flushBytes: 1 << 20, base: { service: 'podgate' } });
   lines.write(line(1));
   lines.write(line(2));
   closeSync(reader); // the log collector died: writes now fail with EPIPE
@@ -46,7 +46,7 @@ t.test('a reader that has gone loses lines, never the server; the loss is told o
   lines.flush();
   const buffer = Buffer.alloc(4096);
   const received = buffer.subarray(0, readSync(back, buffer)).toString('utf8').trim().split('\n').map((text) => JSON.parse(text) as Record<string, unknown>);
-  t.match(received, [{ level: 40, msg: '2 log line(s) were lost: stdout was not being read' }, { n: 3 }]);
+  t.match(received, [{ level: 40, service: 'podgate', msg: '2 log line(s) were lost: stdout was not being read' }, { n: 3 }]);
   t.equal(received.length, 2);
 });
 
