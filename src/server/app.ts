@@ -113,7 +113,7 @@ export function buildApp(deps: AppDeps) {
         void reply
           .code(503)
           .header('retry-after', '1')
-          .send({ error: `podgate is overloaded (its event loop runs ${Number.isFinite(lag.ms) ? `${lag.ms.toFixed(0)} ms` : 'far'} late); retry, or the webhook's failurePolicy applies` });
+          .send({ error: `podgate is overloaded (its event loop runs ${lag.ms.toFixed(0)} ms late); retry, or the webhook's failurePolicy applies` });
       });
     }
     // The handler answers through reply.send and returns nothing: a returned reply is a thenable,
