@@ -173,11 +173,10 @@ for (let i = 0; i < PODS; i += 1) {
 
 const serveArgs = (extra: string[]) => [join(ROOT, 'dist/cli/main.js'), 'serve', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', '--tls-cert', join(work, 'certs/tls.crt'), '--tls-key', join(work, 'certs/tls.key'), ...extra];
 const listening = /"port":(\d+)[^\n]*podgate listening/;
-const baseline = await start([join(ROOT, 'bench/baseline.ts'), join(work, 'certs/tls.crt'), join(work, 'certs/tls.key')], /listening (\d+)/);
+const startBaseline = () => start([join(ROOT, 'bench/baseline.ts'), join(work, 'certs/tls.crt'), join(work, 'certs/tls.key')], /listening (\d+)/);
+const baseline = await startBaseline();
 const empty = await start(serveArgs([]), listening, emptyCluster.env);
 const cluster = await start(serveArgs([]), listening, fullCluster.env);
-// The same podgate writing a log line for every decision (by default only those with something to report).
-const debugLogging = await start(serveArgs([]), listening, { ...emptyCluster.env, LOG_LEVEL: 'debug' });
 /** Seconds until the server's watches have listed (/readyz 200). */
 async function secondsToReady(port: number): Promise<number> {
   const t0 = Date.now();
@@ -190,9 +189,11 @@ async function secondsToReady(port: number): Promise<number> {
 }
 const syncSeconds = await secondsToReady(cluster.port);
 await secondsToReady(empty.port);
-await secondsToReady(debugLogging.port);
-// A little traffic first, so the podgates have warmed up (JIT, TLS sessions) before they are weighed.
-for (const server of [empty, cluster, debugLogging]) load(server, '/validate', 'kpo.json', 4);
+/** A little traffic first, so a server has warmed up (JIT, TLS sessions) before it is weighed. */
+function warmUp(server: Server): void {
+  load(server, '/validate', 'kpo.json', 4);
+}
+for (const server of [baseline, empty, cluster]) warmUp(server);
 const rssEmpty = rss(empty.child.pid);
 const rssCluster = rss(cluster.child.pid);
 say(`cluster watches synced in ${syncSeconds.toFixed(1)}s; RSS: empty caches ${mib(rssEmpty)}, with ${PODS} KPO pods + ${NODES} nodes ${mib(rssCluster)} (caches cost ${mib(rssCluster - rssEmpty)})`);
@@ -223,12 +224,29 @@ async function pacedWithServerMean(server: Server): Promise<{ figures: LoadFigur
   const after = await serverLatency(server.port, ca);
   return { figures, meanUs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1e6 };
 }
+/** A server of its own for one round: started, warmed up, and stopped after the round. */
+async function roundServer(kind: 'baseline' | 'podgate' | 'podgate-debug'): Promise<Server> {
+  const server = kind === 'baseline' ? await startBaseline() : await start(serveArgs([]), listening, { ...emptyCluster.env, ...(kind === 'podgate-debug' ? { LOG_LEVEL: 'debug' } : {}) });
+  if (kind !== 'baseline') await secondsToReady(server.port);
+  warmUp(server);
+  return server;
+}
+async function stop(server: Server): Promise<void> {
+  children.splice(children.indexOf(server.child), 1);
+  const exited = new Promise((resolve) => server.child.once('exit', resolve));
+  server.child.kill('SIGTERM');
+  await exited;
+}
 for (let round = 1; round <= ROUNDS; round += 1) {
+  // Every round weighs fresh processes. One process's draw (JIT, memory layout, how the scheduler
+  // pairs it with the load generator) sticks with it: identical podgates measured side by side in
+  // one run ranged 66-76% of the baseline. The median over rounds is then what a replica can expect.
+  const fresh = { base: await roundServer('baseline'), ours: await roundServer('podgate'), debug: await roundServer('podgate-debug') };
   // Alternate the order (A B C, C B A, ...): a slow spell that follows one side does not always land on the same one.
   const runs = {
-    base: () => row('baseline', '-', `KPO pod (round ${round})`, 16, load(baseline, '/validate', 'kpo.json', 16), baseline.child.pid),
-    ours: () => row('podgate', '/validate', `KPO pod (round ${round})`, 16, load(empty, '/validate', 'kpo.json', 16), empty.child.pid),
-    debug: () => row('podgate LOG_LEVEL=debug', '/validate', `KPO pod (round ${round})`, 16, load(debugLogging, '/validate', 'kpo.json', 16), debugLogging.child.pid),
+    base: () => row('baseline', '-', `KPO pod (round ${round})`, 16, load(fresh.base, '/validate', 'kpo.json', 16), fresh.base.child.pid),
+    ours: () => row('podgate', '/validate', `KPO pod (round ${round})`, 16, load(fresh.ours, '/validate', 'kpo.json', 16), fresh.ours.child.pid),
+    debug: () => row('podgate LOG_LEVEL=debug', '/validate', `KPO pod (round ${round})`, 16, load(fresh.debug, '/validate', 'kpo.json', 16), fresh.debug.child.pid),
   };
   const order = round % 2 === 1 ? (['base', 'ours', 'debug'] as const) : (['debug', 'ours', 'base'] as const);
   const figures: Partial<Record<keyof typeof runs, LoadFigures>> = {};
@@ -238,6 +256,7 @@ for (let round = 1; round <= ROUNDS; round += 1) {
   throughputRatios.push(ours.rps / base.rps);
   baselineRps.push(base.rps);
   cpuRatios.push((base.cpuUsPerRequest ?? 0) / (ours.cpuUsPerRequest ?? 1));
+  await Promise.all(Object.values(fresh).map(stop));
   p99.baseline.push(row('baseline', '-', `KPO pod @1000/s (round ${round})`, 16, paced(baseline, '/validate', 'kpo.json', 1000), baseline.child.pid).p99);
   const emptyRun = await pacedWithServerMean(empty);
   p99.empty.push(row('podgate', '/validate', `KPO pod @1000/s (round ${round})`, 16, emptyRun.figures, empty.child.pid).p99);

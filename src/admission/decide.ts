@@ -8,7 +8,6 @@ import type { CompiledRule, Phase, RuleResult } from '../policy/rule.ts';
 import { groupKind, objectRef, workloadOf } from '../policy/workload.ts';
 import { assertNever } from '../lib/assert-never.ts';
 
-const DEFAULT_OPERATIONS = ['CREATE', 'UPDATE'];
 const NO_PATCH: readonly PatchOp[] = [];
 
 /**
@@ -22,6 +21,8 @@ const NO_PATCH: readonly PatchOp[] = [];
  * reported, and a rule that throws is settled by its failure policy.
  */
 export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, cluster: ClusterState): Decision {
+  // Subresources (pods/status, pods/binding, …) carry other objects or other intents; no rule judges them yet.
+  if (request.subResource) return allowed();
   const original = reviewedObject(request);
   const labels = workloadOf(request, original)?.podLabels ?? stringMapAt(original, 'metadata', 'labels');
   const matchInput = { request, labels };
@@ -36,9 +37,9 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
   const reports: RuleReport[] = [];
   let object = original;
 
-  for (const rule of policy.rules) {
-    const evaluate = rule.logic[phase];
-    if (evaluate === undefined || !concerns(rule, request)) continue;
+  const kind = groupKind(request.kind);
+  for (const { rule, evaluate, kinds, operations } of policy.steps[phase]) {
+    if (!kinds.has(kind) || !operations.has(request.operation)) continue;
     if (!rule.match(matchInput) || rule.exclude?.(matchInput)) continue;
 
     let result: RuleResult;
@@ -77,14 +78,6 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
 
   if (denials.length > 0) return denied(denials.join('\n'), { warnings, reports });
   return allowed({ warnings, patch, reports });
-}
-
-/** Whether the rule looks at this kind of object and operation at all (before match/exclude). */
-function concerns(rule: CompiledRule, request: AdmissionRequest): boolean {
-  // Subresources (pods/status, pods/binding, …) carry other objects or other intents; no rule judges them yet.
-  if (request.subResource) return false;
-  if (!(rule.logic.operations ?? DEFAULT_OPERATIONS).includes(request.operation)) return false;
-  return rule.logic.kinds.includes(groupKind(request.kind));
 }
 
 /** A validating answer never carries a patch, and an audit rule only reports what it would change. */

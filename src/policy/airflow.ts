@@ -167,7 +167,7 @@ export function kpoIdentity(namespace: string, labels: ReadonlyMap<string, strin
   const task = labels.get('task_id');
   const run = labels.get('run_id');
   if (dag === undefined || task === undefined || run === undefined) return undefined;
-  return [namespace, dag, task, run, labels.get('map_index') ?? ''].join('\u0000');
+  return `${namespace}\u0000${dag}\u0000${task}\u0000${run}\u0000${labels.get('map_index') ?? ''}`;
 }
 
 /** The problem for a kpo* rule in a policy without the airflow section. */

@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import { compileValidator, schemaProblems, type Problem } from '../config/ajv.ts';
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
-import type { CompiledRule, PolicyContext, RuleKind, WatchName } from './rule.ts';
+import { DEFAULT_OPERATIONS, type CompiledRule, type Evaluate, type Phase, type PolicyContext, type RuleKind, type WatchName } from './rule.ts';
+import type { Operation } from '../admission/review.ts';
 import { AirflowSchema, compileAirflow } from './airflow.ts';
 
 export const POLICY_API_VERSION = 'podgate.io/v1alpha1';
@@ -12,8 +13,26 @@ export interface Policy {
   /** Requests no rule sees at all (kube-system, podgate's own namespace). */
   readonly exclude: Matcher | undefined;
   readonly rules: readonly CompiledRule[];
+  /** Per webhook, in policy order, the rules with logic for it: what decide() walks for every review. */
+  readonly steps: Readonly<Record<Phase, readonly RuleStep[]>>;
   /** Every watch some rule reads: the server keeps these running. */
   readonly watches: ReadonlySet<WatchName>;
+}
+
+/** A rule as one webhook runs it: that webhook's logic, and the group/kinds and operations it judges. */
+export interface RuleStep {
+  readonly rule: CompiledRule;
+  readonly evaluate: Evaluate;
+  readonly kinds: ReadonlySet<string>;
+  readonly operations: ReadonlySet<Operation>;
+}
+
+/** Resolved once per policy load, so a review does not look up each rule's logic, kinds and operations again. */
+function stepsFor(phase: Phase, rules: readonly CompiledRule[]): readonly RuleStep[] {
+  return rules.flatMap((rule) => {
+    const evaluate = rule.logic[phase];
+    return evaluate ? [{ rule, evaluate, kinds: new Set(rule.logic.kinds), operations: new Set(rule.logic.operations ?? DEFAULT_OPERATIONS) }] : [];
+  });
 }
 
 export type CompiledPolicy = { readonly ok: true; readonly policy: Policy } | { readonly ok: false; readonly problems: readonly Problem[] };
@@ -84,6 +103,7 @@ export function policyCompiler(registry: readonly RuleKind[]): (document: unknow
     });
     if (problems.length > 0) return { ok: false, problems };
     const watches = new Set(rules.flatMap((rule) => rule.logic.watches ?? []));
-    return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules, watches } };
+    const steps = { mutate: stepsFor('mutate', rules), validate: stepsFor('validate', rules) };
+    return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules, steps, watches } };
   };
 }

@@ -87,6 +87,9 @@ export interface RuleLogic {
   readonly validate?: Evaluate;
 }
 
+/** The operations a rule judges when its logic names none. */
+export const DEFAULT_OPERATIONS: readonly Operation[] = ['CREATE', 'UPDATE'];
+
 /** A rule ready to run: its common settings resolved to defaults, and its logic. */
 export interface CompiledRule {
   readonly name: string;

@@ -139,3 +139,26 @@ t.test('a pod with only generateName is named by its prefix', async (t) => {
   const decision = decide('validate', makeRequest(makePod({ generateName: 'airflow-api-server-5f7d9c-' })), policy, EMPTY_CLUSTER);
   t.equal(decision.denial?.message, 'Pod airflow/airflow-api-server-5f7d9c-*: label team is missing (rule r). Add the label team.');
 });
+
+t.test('each webhook walks only the rules with logic for it, in policy order, with what they judge resolved', async (t) => {
+  const policy = fakePolicy({
+    rules: [
+      { name: 'label', kind: 'addLabel', key: 'team', value: 'data' },
+      { name: 'deletes', kind: 'watchesDeletes' },
+      { name: 'needs-team', kind: 'requireLabel', key: 'team' },
+    ],
+  });
+  t.same(policy.steps.mutate.map((step) => step.rule.name), ['label', 'needs-team']);
+  t.same(policy.steps.validate.map((step) => step.rule.name), ['deletes', 'needs-team']);
+  const [deletes, needsTeam] = policy.steps.validate;
+  t.same([...(deletes?.operations ?? [])], ['DELETE'], 'operations as the rule kind names them');
+  t.same([...(needsTeam?.operations ?? [])], ['CREATE', 'UPDATE'], 'CREATE and UPDATE when it names none');
+  t.same([...(needsTeam?.kinds ?? [])], ['Pod']);
+  // The mutating webhook's patch from "label" is seen by "needs-team" in the same phase; the validating one has no patch.
+  const mutated = decide('mutate', makeRequest(pod), policy, EMPTY_CLUSTER);
+  t.equal(mutated.allowed, true);
+  t.same(mutated.reports.map((report) => report.rule), ['label', 'needs-team']);
+  const validated = decide('validate', makeRequest(pod), policy, EMPTY_CLUSTER);
+  t.equal(validated.allowed, false, 'the pod as sent has no team label');
+  t.same(validated.reports.map((report) => report.rule), ['needs-team'], 'deletes judges DELETE only');
+});
