@@ -152,7 +152,7 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
     compile: compilePolicy,
     log,
     onLoad: (policy) => {
-      watches.ensure(policy.watches);
+      watches.ensure(policy);
       metrics.policyLoaded(new Date());
     },
     onReject: () => {

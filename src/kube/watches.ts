@@ -4,6 +4,8 @@ import { EMPTY_CLUSTER, type ClusterState, type KpoPod, type NodeInfo, type Node
 import { KpoPodIndex } from '../policy/kpoIndex.ts';
 import { CompactLabels, intern } from '../policy/labels.ts';
 import type { WatchName } from '../policy/rule.ts';
+import { KPO_DEFAULT_SELECTOR } from '../policy/airflow.ts';
+import { labelSelectorQuery } from '../policy/selector.ts';
 import type { Check } from '../server/readiness.ts';
 import type { KubeConnection } from './connect.ts';
 import { MetadataReflector, type ReflectorStatus } from './reflector.ts';
@@ -19,9 +21,6 @@ export function slimKpoPod(metadata: unknown): KpoPod | undefined {
   const labels = new CompactLabels([...stringMapAt(metadata, 'labels')].filter(([key]) => !UNUSED_KPO_LABELS.has(key)));
   return { name, namespace: intern(namespace), labels };
 }
-
-/** Server-side selection of the pods worth indexing: KubernetesPodOperator's own label. */
-export const KPO_WATCH_SELECTOR = 'kubernetes_pod_operator=True';
 
 /** The slim form of a node the cache keeps: its name and labels, nothing else. */
 export function slimNode(metadata: unknown): NodeInfo | undefined {
@@ -47,7 +46,7 @@ export class ClusterWatches {
   readonly #connection: KubeConnection;
   readonly #log: Logger;
   #nodes: MetadataReflector<NodeInfo> | undefined;
-  #kpoPods: MetadataReflector<KpoPod> | undefined;
+  #kpoPods: { readonly reflector: MetadataReflector<KpoPod>; readonly query: string } | undefined;
   #needed = new Set<WatchName>();
   #state: ClusterState = EMPTY_CLUSTER;
 
@@ -60,8 +59,11 @@ export class ClusterWatches {
     return this.#state;
   }
 
-  /** Starts whatever `watches` holds that is not running yet. */
-  ensure(watches: ReadonlySet<WatchName>): void {
+  /**
+   * Starts whatever the policy's `watches` holds that is not running yet, and restarts
+   * the KPO pod watch when a reload changed which pods it selects (`kpoPodQuery`).
+   */
+  ensure({ watches, kpoPodQuery = labelSelectorQuery(KPO_DEFAULT_SELECTOR) }: { readonly watches: ReadonlySet<WatchName>; readonly kpoPodQuery?: string | undefined }): void {
     for (const watch of watches) this.#needed.add(watch);
     if (this.#connection.mode === 'offline') return;
     if (watches.has('nodes') && this.#nodes === undefined) {
@@ -69,24 +71,34 @@ export class ClusterWatches {
       void this.#nodes.start();
       this.#state = { ...this.#state, nodes: nodeView(this.#nodes) };
     }
-    if (watches.has('kpoPods') && this.#kpoPods === undefined) {
-      const index = new KpoPodIndex(() => reflector.status.synced);
-      const reflector: MetadataReflector<KpoPod> = new MetadataReflector({
-        name: 'kpoPods',
-        client: this.#connection.client,
-        path: '/api/v1/pods',
-        labelSelector: KPO_WATCH_SELECTOR,
-        slim: slimKpoPod,
-        log: this.#log,
-        onChange: ({ previous, current }) => {
-          if (current !== undefined) index.upsert(current, previous);
-          else if (previous !== undefined) index.delete(previous);
-        },
-      });
-      this.#kpoPods = reflector;
-      void reflector.start();
-      this.#state = { ...this.#state, kpoPods: index };
+    if (watches.has('kpoPods') && this.#kpoPods?.query !== kpoPodQuery) {
+      if (this.#kpoPods) {
+        // Until the new selection has listed, the collision rule reads an unsynced index and follows its whileUnsynced.
+        this.#log.info({ watch: 'kpoPods', from: this.#kpoPods.query, to: kpoPodQuery }, 'the policy selects other KPO pods: restarting the pod watch');
+        this.#kpoPods.reflector.stop();
+      }
+      this.#startKpoPods(kpoPodQuery);
     }
+  }
+
+  #startKpoPods(query: string): void {
+    if (this.#connection.mode === 'offline') return;
+    const index = new KpoPodIndex(() => reflector.status.synced);
+    const reflector: MetadataReflector<KpoPod> = new MetadataReflector({
+      name: 'kpoPods',
+      client: this.#connection.client,
+      path: '/api/v1/pods',
+      labelSelector: query,
+      slim: slimKpoPod,
+      log: this.#log,
+      onChange: ({ previous, current }) => {
+        if (current !== undefined) index.upsert(current, previous);
+        else if (previous !== undefined) index.delete(previous);
+      },
+    });
+    this.#kpoPods = { reflector, query };
+    void reflector.start();
+    this.#state = { ...this.#state, kpoPods: index };
   }
 
   /** One readiness check per needed watch: ready once it has listed; offline is ready and says what that means. */
@@ -97,19 +109,19 @@ export class ClusterWatches {
         checks[`watch:${watch}`] = { ok: true, detail: `${this.#connection.detail}; rules judge by the names in the request alone` };
         continue;
       }
-      const status = watch === 'nodes' ? this.#nodes?.status : this.#kpoPods?.status;
+      const status = watch === 'nodes' ? this.#nodes?.status : this.#kpoPods?.reflector.status;
       checks[`watch:${watch}`] = describe(status);
     }
     return checks;
   }
 
   statuses(): Partial<Record<WatchName, ReflectorStatus>> {
-    return { ...(this.#nodes ? { nodes: this.#nodes.status } : {}), ...(this.#kpoPods ? { kpoPods: this.#kpoPods.status } : {}) };
+    return { ...(this.#nodes ? { nodes: this.#nodes.status } : {}), ...(this.#kpoPods ? { kpoPods: this.#kpoPods.reflector.status } : {}) };
   }
 
   stop(): void {
     this.#nodes?.stop();
-    this.#kpoPods?.stop();
+    this.#kpoPods?.reflector.stop();
   }
 }
 

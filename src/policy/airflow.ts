@@ -3,7 +3,7 @@ import type { Problem } from '../config/ajv.ts';
 import { stringAt } from '../admission/json.ts';
 import type { UserInfo } from '../admission/review.ts';
 import { globMatcher, type NameMatcher } from './glob.ts';
-import { compileLabelSelector, labelSelectorProblems, LabelSelectorSchema, type LabelPredicate } from './selector.ts';
+import { compileLabelSelector, isDnsSubdomain, labelSelectorProblems, labelValueProblem, labelSelectorQuery, LabelSelectorSchema, type LabelPredicate } from './selector.ts';
 
 /**
  * The Airflow installations sharing this cluster (incident 1), declared once at
@@ -55,23 +55,13 @@ export interface Airflow {
   /** Annotation listing the label keys podgate added itself (they are not in the operator's lookup selector). */
   readonly injectedKey: string;
   readonly isKpoPod: LabelPredicate;
+  /** The same selection in the API server's query syntax, for the watch of live KPO pods. */
+  readonly kpoPodQuery: string;
   /** The environment whose identities match the request's user, if any. */
   readonly environmentOf: (user: UserInfo) => string | undefined;
   readonly isExempt: (user: UserInfo) => boolean;
 }
 
-/** A label value: 63 characters at most, alphanumeric at both ends, `-_.` inside (the API server's rule). */
-function isLabelValue(value: string): boolean {
-  return value.length <= 63 && /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(value);
-}
-
-/** The problem with a configured value podgate will write as a label value, if it is not one. */
-export function labelValueProblem(value: string, path: readonly (string | number)[]): Problem | undefined {
-  if (isLabelValue(value)) return undefined;
-  return { path: [...path], message: `"${value}" is not a valid label value (63 characters at most, letters, digits, - _ . inside, alphanumeric at both ends)` };
-}
-/** A DNS subdomain, as a label key prefix must be. */
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export const KPO_DEFAULT_SELECTOR = {
   matchLabels: { kubernetes_pod_operator: 'True' },
@@ -129,7 +119,7 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
     if (!identifies) problems.push({ path: ['environments', index], message: `environment "${environment.name}" has no usernames, groups, serviceAccountNamespaces or extra to recognise its pods' creator by` });
   });
   const prefix = config.labelPrefix ?? 'podgate.io';
-  if (!DNS_SUBDOMAIN.test(prefix) || prefix.length > 253) problems.push({ path: ['labelPrefix'], message: `"${prefix}" is not a DNS subdomain, as a label key prefix must be` });
+  if (!isDnsSubdomain(prefix)) problems.push({ path: ['labelPrefix'], message: `"${prefix}" is not a DNS subdomain, as a label key prefix must be` });
   if (config.kpoPods) problems.push(...labelSelectorProblems(config.kpoPods).map((p) => ({ ...p, path: ['kpoPods', ...p.path] })));
   if (problems.length > 0) return { problems };
 
@@ -143,6 +133,7 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
       clusterIdKey: `${prefix}/cluster-id`,
       injectedKey: `${prefix}/injected-labels`,
       isKpoPod: compileLabelSelector(config.kpoPods ?? KPO_DEFAULT_SELECTOR),
+      kpoPodQuery: labelSelectorQuery(config.kpoPods ?? KPO_DEFAULT_SELECTOR),
       environmentOf: (user) => {
         const caller = callerOf(user);
         return matchers.find((environment) => environment.matches(caller))?.name;

@@ -17,6 +17,8 @@ export interface Policy {
   readonly steps: Readonly<Record<Phase, readonly RuleStep[]>>;
   /** Every watch some rule reads: the server keeps these running. */
   readonly watches: ReadonlySet<WatchName>;
+  /** Which pods the kpoPods watch lists (airflow.kpoPods, in the API server's labelSelector syntax). */
+  readonly kpoPodQuery: string | undefined;
 }
 
 /** A rule as one webhook runs it: that webhook's logic, and the group/kinds and operations it judges. */
@@ -104,6 +106,7 @@ export function policyCompiler(registry: readonly RuleKind[]): (document: unknow
     if (problems.length > 0) return { ok: false, problems };
     const watches = new Set(rules.flatMap((rule) => rule.logic.watches ?? []));
     const steps = { mutate: stepsFor('mutate', rules), validate: stepsFor('validate', rules) };
-    return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules, steps, watches } };
+    const kpoPodQuery = context.airflow?.kpoPodQuery;
+    return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules, steps, watches, kpoPodQuery } };
   };
 }

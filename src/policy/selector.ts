@@ -30,17 +30,85 @@ export type LabelSelector = Static<typeof LabelSelectorSchema>;
 
 export type LabelPredicate = (labels: ReadonlyMap<string, string>) => boolean;
 
-/** Problems the schema cannot express: In/NotIn need values, Exists/DoesNotExist take none. */
+/** A label value: 63 characters at most, alphanumeric at both ends, `-_.` inside (the API server's rule). */
+export function isLabelValue(value: string): boolean {
+  return value.length <= 63 && /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(value);
+}
+
+/** The problem with a configured label value (one podgate writes, or selects on), if it is not one. */
+export function labelValueProblem(value: string, path: readonly (string | number)[]): Problem | undefined {
+  if (isLabelValue(value)) return undefined;
+  return { path: [...path], message: `"${value}" is not a valid label value (63 characters at most, letters, digits, - _ . inside, alphanumeric at both ends)` };
+}
+
+/** A DNS subdomain (RFC 1123), as a label key prefix must be. */
+export function isDnsSubdomain(value: string): boolean {
+  return value.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(value);
+}
+
+/** A label key: an optional DNS-subdomain prefix and `/`, then a name like a non-empty label value. */
+export function isLabelKey(key: string): boolean {
+  const slash = key.lastIndexOf('/');
+  const name = key.slice(slash + 1);
+  return name !== '' && isLabelValue(name) && (slash < 0 || isDnsSubdomain(key.slice(0, slash)));
+}
+
+/**
+ * Problems the schema cannot express: keys and values the API server would refuse (a
+ * selector sent to it in a watch would fail, one used here would never match), and
+ * In/NotIn need values while Exists/DoesNotExist take none.
+ */
 export function labelSelectorProblems(selector: LabelSelector): Problem[] {
   const problems: Problem[] = [];
+  const checkKey = (key: string, path: (string | number)[]) => {
+    if (!isLabelKey(key)) problems.push({ path, message: `"${key}" is not a valid label key (an optional DNS-subdomain prefix and /, then up to 63 letters, digits, - _ . with alphanumeric ends)` });
+  };
+  const checkValue = (value: string, path: (string | number)[]) => {
+    const problem = labelValueProblem(value, path);
+    if (problem) problems.push(problem);
+  };
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
+    checkKey(key, ['matchLabels', key]);
+    checkValue(value, ['matchLabels', key]);
+  }
   (selector.matchExpressions ?? []).forEach((expression, index) => {
+    checkKey(expression.key, ['matchExpressions', index, 'key']);
     const count = expression.values?.length ?? 0;
     const path = ['matchExpressions', index, 'values'];
     const needsValues = expression.operator === 'In' || expression.operator === 'NotIn';
     if (needsValues && count === 0) problems.push({ path, message: `operator ${expression.operator} needs at least one value` });
     if (!needsValues && count > 0) problems.push({ path, message: `operator ${expression.operator} takes no values` });
+    (expression.values ?? []).forEach((value, valueIndex) => { checkValue(value, [...path, valueIndex]); });
   });
   return problems;
+}
+
+/**
+ * The selector in the API server's query syntax (`?labelSelector=`), as apimachinery
+ * writes it: `k=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, joined by commas. A
+ * watch selected this way receives the same objects the predicate accepts.
+ */
+export function labelSelectorQuery(selector: LabelSelector): string {
+  const parts = Object.entries(selector.matchLabels ?? {}).map(([key, value]) => `${key}=${value}`);
+  for (const { key, operator, values = [] } of selector.matchExpressions ?? []) {
+    switch (operator) {
+      case 'In':
+        parts.push(`${key} in (${values.join(',')})`);
+        break;
+      case 'NotIn':
+        parts.push(`${key} notin (${values.join(',')})`);
+        break;
+      case 'Exists':
+        parts.push(key);
+        break;
+      case 'DoesNotExist':
+        parts.push(`!${key}`);
+        break;
+      default:
+        assertNever(operator);
+    }
+  }
+  return parts.join(',');
 }
 
 export function compileLabelSelector(selector: LabelSelector): LabelPredicate {

@@ -20,7 +20,14 @@ interface Event {
 
 function selectorMatches(selector: string | null, labels: Record<string, string> = {}): boolean {
   if (!selector) return true;
-  return selector.split(',').every((part) => {
+  // Requirements are comma-separated; commas inside `in (a,b)` belong to the set.
+  return selector.split(/,(?![^(]*\))/).every((part) => {
+    const set = /^(\S+) (in|notin) \(([^)]*)\)$/.exec(part);
+    if (set) {
+      const [, key = '', operator, values = ''] = set;
+      const listed = key in labels && values.split(',').includes(labels[key] ?? '');
+      return operator === 'in' ? listed : !listed;
+    }
     if (part.startsWith('!')) return !(part.slice(1) in labels);
     const notEqual = part.split('!=');
     if (notEqual.length === 2) return labels[notEqual[0] ?? ''] !== notEqual[1];

@@ -22,10 +22,10 @@ t.test('the KPO pod watch feeds the collision guard: add, already_checked, delet
   const compiled = compilePolicy({ apiVersion: 'podgate.io/v1alpha1', kind: 'Policy', airflow: AIRFLOW_SECTION, rules: [{ name: 'kpo-collisions', kind: 'kpoCollisionGuard' }] });
   if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
   t.same([...compiled.policy.watches], ['kpoPods'], 'the policy says which watch it needs');
-  watches.ensure(compiled.policy.watches);
+  watches.ensure(compiled.policy);
   await waitFor('the pod watch to list', () => watches.state.kpoPods.synced);
   t.match(watches.checks(), { 'watch:kpoPods': { ok: true, detail: /^0 objects/ } }, 'only KPO pods are listed (server-side selector)');
-  t.equal(api.requests[0]?.query.get('labelSelector'), 'kubernetes_pod_operator=True');
+  t.equal(api.requests[0]?.query.get('labelSelector'), 'kubernetes_pod_operator=True,!airflow-worker', 'the default airflow.kpoPods, in the API syntax');
 
   const production = () => decide('validate', makeRequest(makeKpoPod({ suffix: 'x8k2m9qa' }), PRODUCTION), compiled.policy, watches.state).allowed;
   t.equal(production(), true, 'nothing to collide with yet');
@@ -47,6 +47,44 @@ t.test('the KPO pod watch feeds the collision guard: add, already_checked, delet
   api.compact();
   api.down = false;
   await waitFor('the re-list to notice the deletion', () => production(), 10_000);
+});
+
+t.test("the pod watch lists what airflow.kpoPods selects, and a reload that changes it restarts the watch", async (t) => {
+  const api = new FakeApiServer();
+  const client = await api.client();
+  t.teardown(() => api.close());
+  // A custom operator (no kubernetes_pod_operator label) whose pods KPO-style lookups still find.
+  const customLabels = { ...kpoLabels(), 'podgate.io/environment': 'alpha' } as Record<string, string>;
+  delete customLabels['kubernetes_pod_operator'];
+  api.add(PODS, { metadata: { name: 'export-custom-1', namespace: 'airflow', labels: { ...customLabels, launcher: 'batch' } } });
+  const policyWith = (kpoPods: unknown) => {
+    const compiled = compilePolicy({ apiVersion: 'podgate.io/v1alpha1', kind: 'Policy', airflow: { ...AIRFLOW_SECTION, kpoPods }, rules: [{ name: 'kpo-collisions', kind: 'kpoCollisionGuard' }] });
+    if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
+    return compiled.policy;
+  };
+  const watches = new ClusterWatches({ mode: 'kubeconfig', client, detail: 'test' }, pino({ level: 'silent' }));
+  t.teardown(() => { watches.stop(); });
+
+  const byKpoLabel = policyWith({ matchLabels: { kubernetes_pod_operator: 'True' } });
+  watches.ensure(byKpoLabel);
+  await waitFor('the first selection to list', () => watches.state.kpoPods.synced);
+  t.equal(api.requests.at(-1)?.query.get('labelSelector'), 'kubernetes_pod_operator=True');
+  t.equal(watches.statuses().kpoPods?.objects, 0, 'the custom launcher’s pod is not selected');
+
+  const byLauncher = policyWith({ matchExpressions: [{ key: 'launcher', operator: 'In', values: ['batch', 'kpo'] }, { key: 'airflow-worker', operator: 'DoesNotExist' }] });
+  watches.ensure(byLauncher);
+  await waitFor('the new selection to list', () => watches.state.kpoPods.synced && watches.statuses().kpoPods?.objects === 1);
+  t.equal(api.requests.at(-1)?.query.get('labelSelector')?.startsWith('launcher in (batch,kpo),!airflow-worker'), true, String(api.requests.at(-1)?.query.get('labelSelector')));
+  t.equal(api.openWatches(), 1, 'the old watch is closed');
+  const customPod = makeKpoPod({ suffix: 'x8k2m9qa' });
+  const customPodLabels = (customPod['metadata'] as { labels: Record<string, string> }).labels;
+  customPodLabels['launcher'] = 'batch';
+  delete customPodLabels['kubernetes_pod_operator'];
+  t.equal(decide('validate', makeRequest(customPod, PRODUCTION), byLauncher, watches.state).allowed, false, 'the collision with the custom launcher’s pod is seen');
+
+  const listsBefore = api.requests.length;
+  watches.ensure(byLauncher);
+  t.equal(api.requests.length, listsBefore, 'the same selection again leaves the watch alone');
 });
 
 t.test('the slim pod keeps what a lookup selects on, not the rest', async (t) => {

@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum } from '../../config/ajv.ts';
 import { stringMapAt } from '../../admission/json.ts';
-import { injectedKeys, labelValueProblem, missingAirflow, type Airflow } from '../airflow.ts';
+import { injectedKeys, missingAirflow, type Airflow } from '../airflow.ts';
+import { labelValueProblem } from '../selector.ts';
 import { addToMetadataMap } from '../metadataPatch.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 
