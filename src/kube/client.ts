@@ -22,8 +22,10 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 
 /**
  * The pod's own service account: the API server from KUBERNETES_SERVICE_HOST/PORT,
- * its CA and the bound token the kubelet keeps fresh in the mounted directory
- * (read again for every request, so a rotated token is picked up).
+ * its CA and the bound token the kubelet keeps fresh in the mounted directory.
+ * Both are read again for every request (a list, or a watch reconnecting every few
+ * minutes), so a rotated token or a rotated cluster CA (kube-root-ca.crt) is picked
+ * up without a restart.
  *
  * Written on node:https rather than taken from client-node's KubeConfig (whose
  * import alone costs about 85 MiB of memory in every replica) or undici (~5 MiB
@@ -33,13 +35,22 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 export async function inClusterClient(env: NodeJS.ProcessEnv, dir = SERVICE_ACCOUNT_DIR): Promise<ApiClient> {
   const host = env['KUBERNETES_SERVICE_HOST'] ?? '';
   const port = env['KUBERNETES_SERVICE_PORT'] ?? '443';
-  const agent = new Agent({ ca: await readFile(join(dir, 'ca.crt'), 'utf8'), keepAlive: true });
+  let trusted = agentTrusting(await readFile(join(dir, 'ca.crt'), 'utf8'));
+  const agent = async (): Promise<Agent> => {
+    const ca = await readFile(join(dir, 'ca.crt'), 'utf8');
+    if (ca !== trusted.ca) {
+      // Connections made under the old CA end with it; their watches reconnect through the new agent.
+      trusted.agent.destroy();
+      trusted = agentTrusting(ca);
+    }
+    return trusted.agent;
+  };
   return {
     server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
     get: async (url, accept, signal) => {
-      const token = (await readFile(join(dir, 'token'), 'utf8')).trim();
+      const [token, through] = await Promise.all([readFile(join(dir, 'token'), 'utf8'), agent()]);
       return new Promise((resolve, reject) => {
-        const outgoing = request(url, { agent, signal, headers: { accept, authorization: `Bearer ${token}` } }, (incoming) => {
+        const outgoing = request(url, { agent: through, signal, headers: { accept, authorization: `Bearer ${token.trim()}` } }, (incoming) => {
           resolve({ status: incoming.statusCode ?? 0, body: incoming });
         });
         outgoing.on('error', reject);
@@ -47,6 +58,10 @@ export async function inClusterClient(env: NodeJS.ProcessEnv, dir = SERVICE_ACCO
       });
     },
   };
+}
+
+function agentTrusting(ca: string): { readonly ca: string; readonly agent: Agent } {
+  return { ca, agent: new Agent({ ca, keepAlive: true }) };
 }
 
 /** A kubeconfig file, through client-node and undici (loaded only on this path): tokens, client certificates, exec plugins, OIDC. */

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -80,6 +80,13 @@ export class FakeApiServer {
     const path = join(dir, 'kubeconfig');
     writeFileSync(path, kubeconfigFor(server));
     return (await kubeconfigClient(path)).client;
+  }
+
+  /** Serves another certificate from now on, and drops every connection (a rotated cluster CA). */
+  rotate(tls: { cert: string; key: string }): void {
+    if (!(this.#server instanceof HttpsServer)) throw new Error('a plain-HTTP fake has no certificate to rotate');
+    this.#server.setSecureContext(tls);
+    for (const socket of this.#sockets) socket.destroy();
   }
 
   close(): Promise<void> {

@@ -1,4 +1,6 @@
 import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { generateCertificates } from '../../src/certs/generate.ts';
 import { inClusterClient } from '../../src/kube/client.ts';
@@ -106,4 +108,25 @@ t.test('in a pod (service account over node:https): a list the API server never 
   await waitFor('the watch', () => api.openWatches() === 1);
   api.add(NODES, node('b'));
   await waitFor('b through the watch', () => reflector.store.get('b') === 'no');
+});
+
+t.test('in a pod: a rotated cluster CA in the service-account directory is trusted from the next request on', async (t) => {
+  const before = await generateCertificates({ hosts: ['127.0.0.1'] });
+  const after = await generateCertificates({ hosts: ['127.0.0.1'] });
+  const api = new FakeApiServer({ cert: before.cert, key: before.key });
+  const url = new URL(await api.start());
+  t.teardown(() => api.close());
+  const dir = t.testdir({ token: api.token, 'ca.crt': before.caCert });
+  const client = await inClusterClient({ KUBERNETES_SERVICE_HOST: url.hostname, KUBERNETES_SERVICE_PORT: url.port }, dir);
+  const list = async () => {
+    const response = await client.get(new URL(NODES, url), 'application/json', AbortSignal.timeout(5000));
+    let bytes = 0;
+    for await (const chunk of response.body) bytes += chunk.length;
+    return bytes > 0 ? response.status : 0;
+  };
+  t.equal(await list(), 200, 'trusted under the first CA');
+  api.rotate({ cert: after.cert, key: after.key });
+  await t.rejects(list(), /certificate/i, 'a server certificate from another CA is refused');
+  writeFileSync(join(dir, 'ca.crt'), after.caCert);
+  t.equal(await list(), 200, 'the new CA is read and trusted, without a restart');
 });
