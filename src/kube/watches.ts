@@ -82,7 +82,7 @@ export class ClusterWatches {
   }
 
   #startKpoPods(query: string): void {
-    if (this.#connection.mode === 'offline') return;
+    if (this.#connection.mode === 'offline') return; // ensure() never gets here offline; this narrows the connection to one with a client
     const index = new KpoPodIndex(() => reflector.status.synced);
     const reflector: MetadataReflector<KpoPod> = new MetadataReflector({
       name: 'kpoPods',

@@ -62,7 +62,6 @@ export interface Airflow {
   readonly isExempt: (user: UserInfo) => boolean;
 }
 
-
 export const KPO_DEFAULT_SELECTOR = {
   matchLabels: { kubernetes_pod_operator: 'True' },
   matchExpressions: [{ key: 'airflow-worker', operator: 'DoesNotExist' as const }],
