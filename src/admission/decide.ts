@@ -28,14 +28,15 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
   const matchInput = { request, labels };
   if (policy.exclude?.(matchInput)) return allowed();
 
-  // How messages name the object; built only when a rule has something to say.
+  // How messages name the object; built only when a rule has something to say (`named ??= objectRef(…)`).
   let named: string | undefined;
-  const ref = () => (named ??= objectRef(request, original));
   const denials: string[] = [];
   const warnings: string[] = [];
   const patch: PatchOp[] = [];
   const reports: RuleReport[] = [];
   let object = original;
+  // One input for every rule until a patch changes the object (mutating phase).
+  let input = { request, object, cluster };
 
   const kind = groupKind(request.kind);
   for (const { rule, evaluate, kinds, operations } of policy.steps[phase]) {
@@ -45,11 +46,14 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
     let result: RuleResult;
     let rulePatch: readonly PatchOp[];
     try {
-      result = evaluate({ request, object, cluster });
+      result = evaluate(input);
       rulePatch = patchToApply(phase, rule, result);
-      if (rulePatch.length > 0) object = applyPatchCopying(object, rulePatch);
+      if (rulePatch.length > 0) {
+        object = applyPatchCopying(object, rulePatch);
+        input = { request, object, cluster };
+      }
     } catch (error) {
-      const message = ruleErrorMessage(ref(), rule, error);
+      const message = ruleErrorMessage((named ??= objectRef(request, original)), rule, error);
       reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'error', patched: false, message });
       if (rule.failurePolicy === 'fail') denials.push(message);
       else warnings.push(`${message} Admitted because the rule's failurePolicy is ignore.`);
@@ -64,7 +68,7 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
         reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'pass', patched });
         break;
       case 'fail': {
-        const message = `${ref()}: ${result.findings.join('; ')} (rule ${rule.name}${result.note ? `: ${result.note}` : ''}). ${rule.message ?? result.hint}`;
+        const message = `${(named ??= objectRef(request, original))}: ${result.findings.join('; ')} (rule ${rule.name}${result.note ? `: ${result.note}` : ''}). ${rule.message ?? result.hint}`;
         const action = result.action ?? rule.action;
         reports.push({ rule: rule.name, kind: rule.kind, action, status: 'fail', patched, message, ...(result.tags ? { tags: result.tags } : {}) });
         if (action === 'deny') denials.push(message);

@@ -27,17 +27,21 @@ export interface Decision {
   readonly reports: readonly RuleReport[];
 }
 
-export function allowed(fields: Partial<Pick<Decision, 'warnings' | 'patch' | 'reports'>> = {}): Decision {
-  return { allowed: true, warnings: fields.warnings ?? [], patch: fields.patch ?? [], reports: fields.reports ?? [] };
+/** Shared by every decision that has none of something (frozen, so no caller can fill it for the others). */
+const NONE: readonly never[] = Object.freeze([]);
+const NO_FIELDS = {};
+
+export function allowed(fields: Partial<Pick<Decision, 'warnings' | 'patch' | 'reports'>> = NO_FIELDS): Decision {
+  return { allowed: true, warnings: fields.warnings ?? NONE, patch: fields.patch ?? NONE, reports: fields.reports ?? NONE };
 }
 
 /** 403 Forbidden, as the API server and controller-runtime word a policy denial. */
-export function denied(message: string, fields: Partial<Pick<Decision, 'warnings' | 'reports'>> = {}): Decision {
+export function denied(message: string, fields: Partial<Pick<Decision, 'warnings' | 'reports'>> = NO_FIELDS): Decision {
   return {
     allowed: false,
     denial: { code: 403, reason: 'Forbidden', message },
-    warnings: fields.warnings ?? [],
-    patch: [],
-    reports: fields.reports ?? [],
+    warnings: fields.warnings ?? NONE,
+    patch: NONE,
+    reports: fields.reports ?? NONE,
   };
 }

@@ -34,9 +34,11 @@ export function stringAt(value: unknown, ...path: readonly string[]): string | u
   return typeof found === 'string' ? found : undefined;
 }
 
+const NO_ITEMS: readonly unknown[] = Object.freeze([]);
+
 export function arrayAt(value: unknown, ...path: readonly string[]): readonly unknown[] {
   const found = atPath(value, path);
-  return Array.isArray(found) ? found : [];
+  return Array.isArray(found) ? found : NO_ITEMS;
 }
 
 /**

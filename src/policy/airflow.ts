@@ -95,11 +95,12 @@ function identityMatcher(environment: Static<typeof EnvironmentSchema>): (caller
   const group = globMatcher(environment.groups ?? []);
   const namespaceListed = globMatcher(environment.serviceAccountNamespaces ?? []);
   const extra: [string, NameMatcher][] = Object.entries(environment.extra ?? {}).map(([key, values]) => [key, globMatcher(values)]);
+  const extraMatches = (user: UserInfo): boolean => {
+    for (const [key, matches] of extra) if (user.extra && Object.hasOwn(user.extra, key) && (user.extra[key] ?? []).some(matches)) return true;
+    return false;
+  };
   return ({ user, name, serviceAccountNamespace: namespace }) =>
-    username(name) ||
-    (user.groups ?? []).some(group) ||
-    (namespace !== undefined && namespaceListed(namespace)) ||
-    extra.some(([key, matches]) => Object.hasOwn(user.extra ?? {}, key) && (user.extra?.[key] ?? []).some(matches));
+    username(name) || (user.groups ?? []).some(group) || (namespace !== undefined && namespaceListed(namespace)) || (extra.length > 0 && extraMatches(user));
 }
 
 export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { problems: Problem[] } {
@@ -135,7 +136,8 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
       kpoPodQuery: labelSelectorQuery(config.kpoPods ?? KPO_DEFAULT_SELECTOR),
       environmentOf: (user) => {
         const caller = callerOf(user);
-        return matchers.find((environment) => environment.matches(caller))?.name;
+        for (const environment of matchers) if (environment.matches(caller)) return environment.name;
+        return undefined;
       },
       isExempt: (user) => exemptUser(user.username ?? '') || (user.groups ?? []).some(exemptGroup),
     },

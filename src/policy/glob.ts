@@ -14,5 +14,9 @@ export function globMatcher(patterns: readonly string[]): NameMatcher {
   if (patterns.length === 0) return () => false;
   const exact = new Set(patterns.filter((p) => !picomatch.scan(p).isGlob));
   const globs = patterns.filter((p) => !exact.has(p)).map((p) => picomatch(p, OPTIONS));
-  return (name) => exact.has(name) || globs.some((isMatch) => isMatch(name));
+  return (name) => {
+    if (exact.has(name)) return true;
+    for (const isMatch of globs) if (isMatch(name)) return true;
+    return false;
+  };
 }
