@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
 import { EventLoopLag } from './lag.ts';
 import { Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
@@ -55,10 +55,8 @@ class HttpError extends Error {
 export function buildApp(deps: AppDeps) {
   const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app = Fastify({
-    loggerInstance: deps.logger,
+    loggerInstance: withoutRequestChildren(deps.logger),
     logController: new LogController({ disableRequestLogging: true }), // a line per decision instead, written below
-    // No child logger per request (Fastify's default binds a reqId to each): the decision line carries the review's uid.
-    childLoggerFactory: (logger) => logger,
     bodyLimit,
     ...(deps.tls ? { https: { ...deps.tls, minVersion: 'TLSv1.2' as const } } : {}),
     // The API server keeps connections open between calls; outlive its idle timeout (90 s) so it closes them, not us.
@@ -132,6 +130,19 @@ export function buildApp(deps: AppDeps) {
     return reply.code(state.ready ? 200 : 503).send(state);
   });
   return app;
+}
+
+/**
+ * The logger as Fastify gets it: the same pino logger, whose child() is itself.
+ * Fastify binds a child logger (a reqId) to every request: with pino's child()
+ * that is a new logger per review, and with a custom childLoggerFactory Fastify
+ * re-checks the logger's methods per review instead. The decision line carries
+ * the review's uid, which is what a reader looks for.
+ */
+function withoutRequestChildren(logger: Logger): FastifyBaseLogger {
+  const shared = Object.create(logger) as FastifyBaseLogger;
+  shared.child = () => shared;
+  return shared;
 }
 
 function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: FastifyRequest, reply: FastifyReply): FastifyReply {

@@ -42,7 +42,10 @@ t.test('the node watch (in-cluster service account): readiness follows it, and a
     console.error(JSON.stringify(podgate.lines.slice(-5)));
     throw error;
   });
-  t.match((await call(`${url}/readyz`, { ca })).body, { checks: { 'watch:nodes': { ok: true, detail: '2 objects, watching' } } });
+  // Ready means listed; the watch that follows the list connects a moment later.
+  const nodesCheck = async () => ((await call(`${url}/readyz`, { ca })).body as { checks: Record<string, { ok: boolean; detail: string }> }).checks['watch:nodes'];
+  await waitFor('the watch after the list', async () => (await nodesCheck())?.detail === '2 objects, watching');
+  t.same(await nodesCheck(), { ok: true, detail: '2 objects, watching' });
 
   const pinned = () => makeReview(makeRequest(makePod({ name: 'export-4devg7t1', namespace: 'airflow-jobs', spec: { nodeName: 'gke-pool-1-flaky-7x2k' } })));
   const verdict = async () => {

@@ -8,6 +8,9 @@ import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
 import { readPolicyFile } from '../../src/config/load.ts';
 import { DEFAULT_POLICY_PATH } from '../../src/cli/serve.ts';
+import { buildApp } from '../../src/server/app.ts';
+import { EMPTY_CLUSTER } from '../../src/policy/cluster.ts';
+import { pino } from 'pino';
 
 const policy = fakePolicy({
   exclude: { namespaces: ['kube-system'] },
@@ -149,4 +152,24 @@ t.test('the README example: the sample policy denies the too-small api-server De
       'container "api-server" requests.memory 1Gi is below the floor 4Gi; container "api-server" limits.memory 1Gi is below the floor 4Gi (rule api-server-floors). ' +
       "Airflow's API server crash-loops under tight limits; raise apiServer.resources.requests.cpu, apiServer.resources.requests.memory and apiServer.resources.limits.memory in your Helm values.",
   );
+});
+
+t.test('a fault inside podgate answers 500 without details and is logged at error, with the base fields, by the request logger', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ base: { service: 'podgate' } }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>); } });
+  const app = buildApp({
+    logger,
+    policy: () => { throw new Error('the policy store broke'); },
+    cluster: () => EMPTY_CLUSTER,
+    readiness: () => ({ ready: true, checks: {} }),
+  });
+  t.teardown(() => app.close());
+  const review = makeReview(makeRequest(makePod({ name: 'p', namespace: 'airflow' })));
+  const first = await app.inject({ method: 'POST', url: '/validate', payload: review });
+  const second = await app.inject({ method: 'POST', url: '/validate', payload: review });
+  t.equal(first.statusCode, 500);
+  t.same(first.json(), { error: 'internal error; see the podgate logs' }, 'nothing of the fault reaches the client');
+  t.equal(second.statusCode, 500, 'and the next request is served the same way');
+  t.equal(lines.length, 2);
+  t.match(lines[0], { level: 50, service: 'podgate', url: '/validate', msg: 'request failed', err: { message: 'the policy store broke' } });
 });
