@@ -172,7 +172,7 @@ function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: Fa
  * errored) is logged at info; an admission with nothing to report only at debug
  * (LOG_LEVEL=debug). Every pod of the cluster goes through podgate, the API
  * server's audit log already records each request, and the metrics count them;
- * writing the uneventful ones too cost 7–15% of podgate's throughput (npm run bench).
+ * writing the uneventful ones too cost about 15% of podgate's throughput (npm run bench).
  */
 function decisionLogLevel(decision: Decision): 'info' | 'debug' {
   if (!decision.allowed || decision.warnings.length > 0 || decision.patch.length > 0) return 'info';
