@@ -4,8 +4,6 @@ import { EMPTY_CLUSTER, type ClusterState, type KpoPod, type NodeInfo, type Node
 import { KpoPodIndex } from '../policy/kpoIndex.ts';
 import { CompactLabels, intern } from '../policy/labels.ts';
 import type { WatchName } from '../policy/rule.ts';
-import { KPO_DEFAULT_SELECTOR } from '../policy/airflow.ts';
-import { labelSelectorQuery } from '../policy/selector.ts';
 import type { Check } from '../server/readiness.ts';
 import type { KubeConnection } from './connect.ts';
 import { MetadataReflector, type ReflectorStatus } from './reflector.ts';
@@ -63,7 +61,7 @@ export class ClusterWatches {
    * Starts whatever the policy's `watches` holds that is not running yet, and restarts
    * the KPO pod watch when a reload changed which pods it selects (`kpoPodQuery`).
    */
-  ensure({ watches, kpoPodQuery = labelSelectorQuery(KPO_DEFAULT_SELECTOR) }: { readonly watches: ReadonlySet<WatchName>; readonly kpoPodQuery?: string | undefined }): void {
+  ensure({ watches, kpoPodQuery }: { readonly watches: ReadonlySet<WatchName>; readonly kpoPodQuery: string | undefined }): void {
     for (const watch of watches) this.#needed.add(watch);
     if (this.#connection.mode === 'offline') return;
     if (watches.has('nodes') && this.#nodes === undefined) {
@@ -71,7 +69,8 @@ export class ClusterWatches {
       void this.#nodes.start();
       this.#state = { ...this.#state, nodes: nodeView(this.#nodes) };
     }
-    if (watches.has('kpoPods') && this.#kpoPods?.query !== kpoPodQuery) {
+    // Only kpo* rules need the pod watch, and they need the airflow section that sets the query.
+    if (watches.has('kpoPods') && kpoPodQuery !== undefined && this.#kpoPods?.query !== kpoPodQuery) {
       if (this.#kpoPods) {
         // Until the new selection has listed, the collision rule reads an unsynced index and follows its whileUnsynced.
         this.#log.info({ watch: 'kpoPods', from: this.#kpoPods.query, to: kpoPodQuery }, 'the policy selects other KPO pods: restarting the pod watch');

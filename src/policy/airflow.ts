@@ -100,7 +100,7 @@ function identityMatcher(environment: Static<typeof EnvironmentSchema>): (caller
     return false;
   };
   return ({ user, name, serviceAccountNamespace: namespace }) =>
-    username(name) || (user.groups ?? []).some(group) || (namespace !== undefined && namespaceListed(namespace)) || (extra.length > 0 && extraMatches(user));
+    username(name) || (user.groups ?? []).some(group) || (namespace !== undefined && namespaceListed(namespace)) || extraMatches(user);
 }
 
 export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { problems: Problem[] } {

@@ -3,9 +3,9 @@
  * every `sampleIntervalMs`, and how much later than due it fired. Read on every
  * admission request, so reading is a property access.
  *
- * One timer, not a 10 ms histogram (monitorEventLoopDelay, as
- * @fastify/under-pressure uses): an idle replica then wakes ten times a second,
- * not a hundred, and a loop blocked for seconds reports how long, not "no sample".
+ * One timer, not a second 10 ms histogram (monitorEventLoopDelay, as
+ * @fastify/under-pressure uses; prom-client already runs one for its metrics), and
+ * a loop blocked for seconds reports how long, not "no sample".
  */
 export class EventLoopLag {
   readonly #timer: NodeJS.Timeout;
