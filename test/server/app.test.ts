@@ -154,7 +154,7 @@ t.test('the README example: the sample policy denies the too-small api-server De
   );
 });
 
-t.test('a fault inside podgate answers 500 without details and is logged at error, with the base fields, by podgate\'s logger', async (t) => {
+t.test("a fault inside podgate answers 500 without details and is logged at error, with the base fields, by podgate's logger", async (t) => {
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ base: { service: 'podgate' } }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>); } });
   const app = buildApp({
