@@ -1,5 +1,6 @@
-import { Type, type Static } from '@sinclair/typebox';
-import { compileValidator, formatPath, schemaProblems, StringEnum } from '../config/ajv.ts';
+import { Type, type Static, type TObject } from '@sinclair/typebox';
+import { compileFirstErrorValidator, formatPath, schemaProblems, StringEnum, type DocPath, type Problem } from '../config/ajv.ts';
+import { isRecord } from './json.ts';
 
 /**
  * The AdmissionReview envelope (admission.k8s.io/v1, and v1beta1 which has the
@@ -49,22 +50,63 @@ export type AdmissionVersion = (typeof ADMISSION_VERSIONS)[number];
 export type Operation = (typeof OPERATIONS)[number];
 export type UserInfo = Static<typeof UserInfo>;
 
-const isAdmissionReview = compileValidator(AdmissionReviewSchema);
+const isAdmissionReview = compileFirstErrorValidator(AdmissionReviewSchema);
 
 export type ParsedReview =
   | { readonly ok: true; readonly review: AdmissionReview }
   | { readonly ok: false; readonly error: string };
 
+/** How many problems a 400 names; the rest are counted. */
+const PROBLEMS_SHOWN = 5;
+
 /**
  * Checks that `body` is an AdmissionReview podgate can answer. The error names
- * every field that is wrong, so whoever hand-crafts a review (or a proxy that
- * mangles one) sees what to fix.
+ * the first few fields that are wrong, so whoever hand-crafts a review (or a
+ * proxy that mangles one) sees what to fix.
+ *
+ * Every check stops at its first error, and there is one check per field of the
+ * envelope: a review whose `userInfo.groups` holds 200,000 numbers costs one
+ * error, not 200,000 (collecting them all ran the heap out).
  */
 export function parseAdmissionReview(body: unknown): ParsedReview {
   if (isAdmissionReview(body)) return { ok: true, review: body };
-  const problems = schemaProblems(isAdmissionReview.errors, body);
-  const detail = problems.map((p) => `${formatPath(p.path)}: ${p.message}`).join('; ');
-  return { ok: false, error: `not an AdmissionReview podgate can answer: ${detail}` };
+  const problems = envelopeProblems(body);
+  const shown = problems.slice(0, PROBLEMS_SHOWN).map((p) => `${formatPath(p.path)}: ${p.message}`);
+  const more = problems.length > PROBLEMS_SHOWN ? `; and ${problems.length - PROBLEMS_SHOWN} more` : '';
+  return { ok: false, error: `not an AdmissionReview podgate can answer: ${shown.join('; ')}${more}` };
+}
+
+type FieldCheck = { readonly key: string; readonly required: boolean; readonly check: (value: unknown, path: DocPath) => Problem[] };
+
+/** One first-error check per property of `schema`, in schema order; `nested` ones are checked field by field again. */
+function fieldChecks(schema: TObject, nested: Readonly<Record<string, readonly FieldCheck[]>> = {}): readonly FieldCheck[] {
+  const required = new Set(schema.required ?? []);
+  return Object.entries(schema.properties).map(([key, property]) => {
+    const validate = compileFirstErrorValidator(property);
+    const inner = nested[key];
+    const check = (value: unknown, path: DocPath): Problem[] => {
+      if (inner !== undefined && isRecord(value)) return objectProblems(inner, value, path);
+      return validate(value) ? [] : schemaProblems(validate.errors, value, path);
+    };
+    return { key, required: required.has(key), check };
+  });
+}
+
+function objectProblems(checks: readonly FieldCheck[], value: Readonly<Record<string, unknown>>, path: DocPath): Problem[] {
+  const problems: Problem[] = [];
+  for (const { key, required, check } of checks) {
+    if (!Object.hasOwn(value, key) || value[key] === undefined) {
+      if (required) problems.push({ path, message: `missing required field "${key}"` });
+    } else problems.push(...check(value[key], [...path, key]));
+  }
+  return problems;
+}
+
+const REVIEW_CHECKS = fieldChecks(AdmissionReviewSchema, { request: fieldChecks(AdmissionRequestSchema) });
+
+function envelopeProblems(body: unknown): Problem[] {
+  if (!isRecord(body)) return schemaProblems(isAdmissionReview.errors, body);
+  return objectProblems(REVIEW_CHECKS, body, []);
 }
 
 /**

@@ -9,10 +9,21 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
  * never change what it validates (the reviewed object is forwarded as is).
  */
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+/**
+ * The same, stopping at the first error: for input from clients (an AdmissionReview),
+ * where collecting every error of a 200,000-entry array costs memory in proportion to
+ * the attacker's input. Policy files, written by their authors, get every error.
+ */
+const firstErrorAjv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
 
-/** A type guard for `schema`, compiled once. */
+/** A type guard for `schema`, compiled once, that reports every error (for policy files). */
 export function compileValidator<S extends TSchema>(schema: S): ValidateFunction<Static<S>> {
   return ajv.compile<Static<S>>(schema);
+}
+
+/** A type guard for `schema`, compiled once, that stops at the first error (for client input). */
+export function compileFirstErrorValidator<S extends TSchema>(schema: S): ValidateFunction<Static<S>> {
+  return firstErrorAjv.compile<Static<S>>(schema);
 }
 
 /** `{ type: 'string', enum: [...] }`, which gives one readable error instead of an anyOf of consts. */
@@ -37,7 +48,7 @@ export function formatPath(path: DocPath): string {
   for (const token of path) {
     if (typeof token === 'number') out += `[${token}]`;
     else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(token)) out += out === '' ? token : `.${token}`;
-    else out += `[${JSON.stringify(token)}]`;
+    else out += `[${preview(token)}]`;
   }
   return out === '' ? '(top level)' : out;
 }
@@ -60,10 +71,10 @@ function describe(error: ErrorObject, value: unknown): string {
       return 'unknown field';
     case 'enum': {
       const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map(String).join(', ') : '';
-      return `${JSON.stringify(value)} is not one of: ${allowed}`;
+      return `${preview(value)} is not one of: ${allowed}`;
     }
     case 'const':
-      return `must be ${JSON.stringify(params['allowedValue'])}, found ${JSON.stringify(value)}`;
+      return `must be ${JSON.stringify(params['allowedValue'])}, found ${preview(value)}`;
     case 'type':
       return `must be ${String(params['type'])}, found ${describeType(value)}`;
     default:
@@ -74,8 +85,20 @@ function describe(error: ErrorObject, value: unknown): string {
 function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
-  if (typeof value === 'string') return `string ${JSON.stringify(value)}`;
+  if (typeof value === 'string') return `string ${preview(value)}`;
   return typeof value;
+}
+
+/** Longest string quoted in a message: a message never grows with the input it describes. */
+const PREVIEW_CHARS = 60;
+
+/** A value as a message quotes it: short scalars as JSON, long strings cut, objects and arrays by their type. */
+export function preview(value: unknown): string {
+  if (typeof value === 'string') {
+    return value.length <= PREVIEW_CHARS ? JSON.stringify(value) : `${JSON.stringify(value.slice(0, PREVIEW_CHARS))}… (${value.length} characters)`;
+  }
+  if (value === null || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : typeof value;
 }
 
 function valueAt(root: unknown, path: DocPath): unknown {

@@ -31,6 +31,25 @@ t.test('anything else gets an error that names what is wrong', async (t) => {
   }
 });
 
+t.test('hostile envelopes cost one error per field, and the error stays short', async (t) => {
+  const groups = Array.from({ length: 200_000 }, (_, i) => ({ i }));
+  const flooded = parseAdmissionReview({ ...good, request: { ...good.request, userInfo: { username: 'x', groups } } });
+  t.same(flooded, { ok: false, error: 'not an AdmissionReview podgate can answer: request.userInfo.groups[0]: must be string, found object' });
+
+  const longKind = 'K'.repeat(100_000);
+  const long = parseAdmissionReview({ ...good, kind: longKind });
+  t.ok(!long.ok && long.error.length < 300, 'a 100,000-character value is quoted cut short');
+  t.match(long.ok ? '' : long.error, /kind: must be "AdmissionReview", found "K{60}"… \(100000 characters\)$/);
+
+  const everythingWrong = parseAdmissionReview({ apiVersion: 1, kind: 2, request: { uid: 3, kind: 4, resource: 5, operation: 6, userInfo: 7, name: 8, namespace: 9 } });
+  t.same(everythingWrong, {
+    ok: false,
+    error:
+      'not an AdmissionReview podgate can answer: apiVersion: must be string, found number; kind: must be string, found number; ' +
+      'request.uid: must be string, found number; request.kind: must be object, found number; request.resource: must be object, found number; and 4 more',
+  });
+});
+
 t.test('DELETE reviews carry the object in oldObject', async (t) => {
   const pod = makePod({ name: 'gone' });
   t.equal(reviewedObject(makeRequest(pod, { operation: 'DELETE' })), pod);
