@@ -1,5 +1,6 @@
 import { arrayAt, at, isRecord, stringAt, stringMapAt } from '../admission/json.ts';
 import type { NodeInfo } from './cluster.ts';
+import { assertNever } from '../lib/assert-never.ts';
 
 /**
  * Node selection with the scheduler's semantics
@@ -17,6 +18,16 @@ export interface Requirement {
   readonly key: string;
   readonly operator: Operator;
   readonly values: readonly string[];
+  /** The same values, looked up rather than scanned: a pod may list 60,000 host names. */
+  readonly valueSet: ReadonlySet<string>;
+  /** Gt and Lt: the one value as an integer, parsed once rather than once per node. */
+  readonly bound: bigint | undefined;
+}
+
+export function makeRequirement(key: string, operator: Operator, values: readonly string[]): Requirement {
+  const [only] = values;
+  const bound = (operator === 'Gt' || operator === 'Lt') && values.length === 1 && only !== undefined ? integer(only) : undefined;
+  return { key, operator, values, valueSet: new Set(values), bound };
 }
 
 export interface Term {
@@ -41,7 +52,7 @@ function requirements(value: unknown): Requirement[] {
     const operator = at(entry, 'operator');
     if (key === undefined || !isOperator(operator)) return [];
     const values = arrayAt(entry, 'values').filter((v): v is string => typeof v === 'string');
-    return [{ key, operator, values }];
+    return [makeRequirement(key, operator, values)];
   });
 }
 
@@ -55,45 +66,91 @@ export function nodeConstraints(podSpec: unknown): NodeConstraints {
   return { nodeName: stringAt(podSpec, 'nodeName') || undefined, nodeSelector: stringMapAt(podSpec, 'nodeSelector'), requiredTerms: terms };
 }
 
+/** An int64 as the API server parses Gt/Lt values (strconv.ParseInt): at most 19 digits, so never a huge BigInt. */
 function integer(text: string): bigint | undefined {
-  return /^[+-]?\d+$/.test(text) ? BigInt(text) : undefined;
+  if (!/^[+-]?\d{1,19}$/.test(text)) return undefined;
+  const value = BigInt(text);
+  return value >= -(2n ** 63n) && value < 2n ** 63n ? value : undefined;
 }
 
 /** One requirement against one value (undefined: the label or field is absent). */
 export function requirementHolds(requirement: Requirement, value: string | undefined): boolean {
   switch (requirement.operator) {
     case 'In':
-      return value !== undefined && requirement.values.includes(value);
+      return value !== undefined && requirement.valueSet.has(value);
     case 'NotIn':
-      return value === undefined || !requirement.values.includes(value);
+      return value === undefined || !requirement.valueSet.has(value);
     case 'Exists':
       return value !== undefined;
     case 'DoesNotExist':
       return value === undefined;
     case 'Gt':
     case 'Lt': {
-      const [bound] = requirement.values;
       const left = value === undefined ? undefined : integer(value);
-      const right = bound === undefined || requirement.values.length !== 1 ? undefined : integer(bound);
+      const right = requirement.bound;
       if (left === undefined || right === undefined) return false;
       return requirement.operator === 'Gt' ? left > right : left < right;
     }
+    default:
+      return assertNever(requirement.operator);
   }
 }
 
-export function termMatches(term: Term, node: NodeInfo): boolean {
+/**
+ * A bound on the requirement checks one review may make. Matching costs nodes ×
+ * requirements; a pod of 15,000 terms against 5,000 nodes would hold the event
+ * loop for seconds. Past the limit, matching stops with MatchLimitExceeded and the
+ * rule reports the pod as too complex to check.
+ */
+export class MatchBudget {
+  #left: number;
+  readonly limit: number;
+
+  constructor(limit: number) {
+    this.limit = limit;
+    this.#left = limit;
+  }
+
+  spend(): void {
+    this.#left -= 1;
+    if (this.#left < 0) throw new MatchLimitExceeded(this.limit);
+  }
+}
+
+export class MatchLimitExceeded extends Error {
+  override readonly name = 'MatchLimitExceeded';
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`more than ${limit} node requirement checks`);
+    this.limit = limit;
+  }
+}
+
+const UNBOUNDED = new MatchBudget(Number.POSITIVE_INFINITY);
+
+export function termMatches(term: Term, node: NodeInfo, budget: MatchBudget = UNBOUNDED): boolean {
   if (term.matchExpressions.length === 0 && term.matchFields.length === 0) return false;
-  return (
-    term.matchExpressions.every((requirement) => requirementHolds(requirement, node.labels.get(requirement.key))) &&
-    term.matchFields.every((requirement) => requirement.key === 'metadata.name' && requirementHolds(requirement, node.name))
-  );
+  for (const requirement of term.matchExpressions) {
+    budget.spend();
+    if (!requirementHolds(requirement, node.labels.get(requirement.key))) return false;
+  }
+  for (const requirement of term.matchFields) {
+    budget.spend();
+    if (requirement.key !== 'metadata.name' || !requirementHolds(requirement, node.name)) return false;
+  }
+  return true;
 }
 
 /** Whether the scheduler may place a pod with these constraints on `node` (taints and resources aside). */
-export function nodeFits(constraints: NodeConstraints, node: NodeInfo): boolean {
+export function nodeFits(constraints: NodeConstraints, node: NodeInfo, budget: MatchBudget = UNBOUNDED): boolean {
   if (constraints.nodeName !== undefined && constraints.nodeName !== node.name) return false;
-  for (const [key, value] of constraints.nodeSelector) if (node.labels.get(key) !== value) return false;
-  return constraints.requiredTerms === undefined || constraints.requiredTerms.some((term) => termMatches(term, node));
+  for (const [key, value] of constraints.nodeSelector) {
+    budget.spend();
+    if (node.labels.get(key) !== value) return false;
+  }
+  if (constraints.requiredTerms === undefined) return true;
+  for (const term of constraints.requiredTerms) if (termMatches(term, node, budget)) return true;
+  return false;
 }
 
 /**
@@ -106,9 +163,10 @@ export function pinnedNames(term: Term): readonly string[] | undefined {
     ...term.matchFields.filter((r) => r.key === 'metadata.name' && r.operator === 'In'),
     ...term.matchExpressions.filter((r) => r.key === HOSTNAME_LABEL && r.operator === 'In'),
   ];
-  if (pins.length === 0) return undefined;
-  // Several pins in one term are ANDed: only names every pin allows remain.
-  return pins.map((pin) => pin.values).reduce((kept, values) => kept.filter((name) => values.includes(name)));
+  const [first, ...others] = pins;
+  if (first === undefined) return undefined;
+  // Several pins in one term are ANDed: only names every pin allows remain (looked up, not scanned).
+  return first.values.filter((name) => others.every((pin) => pin.valueSet.has(name)));
 }
 
 export const HOSTNAME_LABEL = 'kubernetes.io/hostname';

@@ -1,9 +1,9 @@
 import t from 'tap';
-import { nodeConstraints, nodeFits, pinnedNames, requirementHolds, type Requirement } from '../../src/policy/nodeAffinity.ts';
+import { makeRequirement, nodeConstraints, nodeFits, pinnedNames, requirementHolds, type Requirement } from '../../src/policy/nodeAffinity.ts';
 import type { NodeInfo } from '../../src/policy/cluster.ts';
 
 const node = (name: string, labels: Record<string, string> = {}): NodeInfo => ({ name, labels: new Map(Object.entries({ 'kubernetes.io/hostname': name, ...labels })) });
-const req = (key: string, operator: Requirement['operator'], values: string[] = []): Requirement => ({ key, operator, values });
+const req = (key: string, operator: Requirement['operator'], values: string[] = []): Requirement => makeRequirement(key, operator, values);
 
 t.test('every operator, as the scheduler reads it', async (t) => {
   const cases: [Requirement, string | undefined, boolean][] = [

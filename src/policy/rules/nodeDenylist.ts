@@ -6,6 +6,9 @@ import type { NodeInfo, NodeView } from '../cluster.ts';
 import { globMatcher, type NameMatcher } from '../glob.ts';
 import {
   HOSTNAME_LABEL,
+  makeRequirement,
+  MatchBudget,
+  MatchLimitExceeded,
   nodeConstraints,
   nodeFits,
   pinnedNames,
@@ -18,6 +21,7 @@ import { compileLabelSelector, labelSelectorProblems, LabelSelectorSchema, type 
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 import { bringsNewPodSpec, WORKLOAD_KINDS, workloadOf, type Workload } from '../workload.ts';
 import picomatch from 'picomatch';
+import { assertNever } from '../../lib/assert-never.ts';
 
 /**
  * nodeDenylist: keep workloads off nodes that keep crashing them (incident 3:
@@ -89,6 +93,14 @@ function compileEntries(config: Config): { denylist: Denylist; problems: Problem
 
 const HINT = 'Remove the node pin or choose another node.';
 
+/**
+ * Requirement checks one review may make against the node list (nodes × the
+ * requirements tried on each). A real pod needs a few per node; 1,000,000 is
+ * about 20 ms here (npm run bench, worst case), and a pod that needs more is
+ * refused as too complex to check rather than holding the event loop.
+ */
+export const MATCH_LIMIT = 1_000_000;
+
 function exempt(config: Config, exemptNamespace: NameMatcher, workload: Workload, namespace: string): boolean {
   if (exemptNamespace(namespace)) return true;
   if ((config.daemonSets ?? 'exempt') === 'check') return false;
@@ -119,7 +131,23 @@ function validate(config: Config, denylist: Denylist, { request, object, cluster
   }
   const selects = constraints.nodeSelector.size > 0 || constraints.requiredTerms !== undefined;
   if (!selects) return pass();
-  return cluster.nodes.synced ? judgeAgainstNodes(specPath, constraints, denylist, cluster.nodes) : judgeByNames(specPath, constraints, denylist, cluster.nodes);
+  if (!cluster.nodes.synced) return judgeByNames(specPath, constraints, denylist, cluster.nodes);
+  try {
+    return judgeAgainstNodes(specPath, constraints, denylist, cluster.nodes);
+  } catch (error) {
+    if (!(error instanceof MatchLimitExceeded)) throw error;
+    return fail(
+      [`${constrainingFields(specPath, constraints)} ${countTerms(constraints)} need more than ${error.limit} checks against the cluster's nodes, too many to tell in time whether they target the node denylist`],
+      'Name the nodes with fewer, shorter node-selector terms.',
+    );
+  }
+}
+
+function countTerms(constraints: NodeConstraints): string {
+  const terms = constraints.requiredTerms ?? [];
+  let requirements = 0;
+  for (const term of terms) requirements += term.matchExpressions.length + term.matchFields.length;
+  return `(${terms.length} term(s), ${requirements} requirement(s))`;
 }
 
 function noteOf(entries: readonly (CompiledEntry | undefined)[]): { note?: string } {
@@ -137,7 +165,8 @@ function constrainingFields(specPath: string, constraints: NodeConstraints): str
 
 /** With the node list: the pod targets the denylist when every node it could land on is listed. */
 function judgeAgainstNodes(specPath: string, constraints: NodeConstraints, denylist: Denylist, nodes: NodeView): RuleResult {
-  const candidates = [...nodes.all()].filter((node) => nodeFits(constraints, node));
+  const budget = new MatchBudget(MATCH_LIMIT);
+  const candidates = [...nodes.all()].filter((node) => nodeFits(constraints, node, budget));
   if (candidates.length === 0) return pass(); // unschedulable anyway (or nodes yet to come): not ours to judge
   const entries = candidates.map((node) => denylist.entryForNode(node));
   if (entries.some((entry) => entry === undefined)) return pass();
@@ -176,7 +205,7 @@ type Negation = { readonly field: 'matchExpressions' | 'matchFields'; readonly r
 /** The requirements that keep a pod off every listed node, as far as they can be written. */
 function steeringRequirements(denylist: Denylist, nodes: NodeView): Negation[] {
   const out: Negation[] = [];
-  const byName = (name: string): Negation => ({ field: 'matchFields', requirement: { key: 'metadata.name', operator: 'NotIn', values: [name] } });
+  const byName = (name: string): Negation => ({ field: 'matchFields', requirement: makeRequirement('metadata.name', 'NotIn', [name]) });
   for (const entry of denylist.entries) {
     if (entry.exactName !== undefined) out.push(byName(entry.exactName));
     const single = entry.selector ? negatedSingleRequirement(entry.selector) : undefined;
@@ -201,24 +230,26 @@ function negatedSingleRequirement(selector: LabelSelector): Requirement | undefi
   const expressions = selector.matchExpressions ?? [];
   if (labels.length + expressions.length !== 1) return undefined;
   const [label] = labels;
-  if (label) return { key: label[0], operator: 'NotIn', values: [label[1]] };
+  if (label) return makeRequirement(label[0], 'NotIn', [label[1]]);
   const [expression] = expressions;
   if (expression === undefined) return undefined;
   const values = expression.values ?? [];
   switch (expression.operator) {
     case 'In':
-      return { key: expression.key, operator: 'NotIn', values };
+      return makeRequirement(expression.key, 'NotIn', values);
     case 'NotIn':
-      return { key: expression.key, operator: 'In', values };
+      return makeRequirement(expression.key, 'In', values);
     case 'Exists':
-      return { key: expression.key, operator: 'DoesNotExist', values: [] };
+      return makeRequirement(expression.key, 'DoesNotExist', []);
     case 'DoesNotExist':
-      return { key: expression.key, operator: 'Exists', values: [] };
+      return makeRequirement(expression.key, 'Exists', []);
+    default:
+      return assertNever(expression.operator);
   }
 }
 
 const sameRequirement = (a: Requirement, b: Requirement) =>
-  a.key === b.key && a.operator === b.operator && a.values.length === b.values.length && a.values.every((v) => b.values.includes(v));
+  a.key === b.key && a.operator === b.operator && a.valueSet.size === b.valueSet.size && a.values.every((v) => b.valueSet.has(v));
 
 function asJson(requirement: Requirement): Record<string, unknown> {
   return requirement.values.length > 0 || requirement.operator === 'In' || requirement.operator === 'NotIn'
@@ -290,7 +321,13 @@ function mutate(config: Config, denylist: Denylist, { request, object, cluster }
     // Never turn a schedulable pod into an unschedulable one; if only listed nodes fit, the validating check refuses it with a reason.
     const steered = { ...constraints, requiredTerms: steeredTerms(terms, negations) };
     const nodes = [...cluster.nodes.all()];
-    if (nodes.some((node) => nodeFits(constraints, node)) && !nodes.some((node) => nodeFits(steered, node))) return pass();
+    const budget = new MatchBudget(MATCH_LIMIT);
+    try {
+      if (nodes.some((node) => nodeFits(constraints, node, budget)) && !nodes.some((node) => nodeFits(steered, node, budget))) return pass();
+    } catch (error) {
+      if (error instanceof MatchLimitExceeded) return pass(); // too complex to steer; the validating check refuses it as too complex to check
+      throw error;
+    }
   }
   return pass(steeringPatch(workload.podSpec, [...workload.podPath, 'spec'], negations));
 }

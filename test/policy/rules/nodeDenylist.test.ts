@@ -169,3 +169,41 @@ t.test('steer before the node watch syncs: exact names and single-label selector
     },
   ]);
 });
+
+t.test('hostile node constraints: values are looked up, and the work per review is bounded', async (t) => {
+  // Nodes whose label lookups are counted: the work a review does, measured without a clock.
+  let lookups = 0;
+  const counted = (info: NodeInfo): NodeInfo => {
+    const labels = info.labels;
+    return { name: info.name, labels: { get: (key: string) => ((lookups += 1), labels.get(key)), has: (key: string) => labels.has(key) } as ReadonlyMap<string, string> };
+  };
+  const many = [node(bad, {}, 'bad-host'), ...Array.from({ length: 4999 }, (_, i) => node(`gke-pool-2-node-${i}`))].map(counted);
+  const large: ClusterState = { ...EMPTY_CLUSTER, nodes: staticNodes(many) };
+  const hostnames = (count: number) => [...Array.from({ length: count }, (_, i) => `absent-${i}`), 'bad-host'];
+  const hostnameTerm = { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: hostnames(60_000) }, { key: 'kubernetes.io/hostname', operator: 'In', values: hostnames(60_000) }] };
+  const affinity = (terms: unknown[]) => ({ affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } } } });
+
+  lookups = 0;
+  t.equal(
+    messageOf(pod(affinity([hostnameTerm])), large),
+    `Pod airflow-jobs/export-4devg7t1: the required node affinity can only be met by nodes on the denylist ("${bad}") (rule quarantined-nodes: CrashLoopBackOff on this node, INC-1234). Remove the node pin or choose another node.`,
+    'two 60,000-value In lists: judged right',
+  );
+  t.ok(lookups <= 2 * many.length, `two 60,000-value In lists cost ${lookups} label lookups for ${many.length} nodes (values are a set, not scanned)`);
+  t.equal(messageOf(pod(affinity([hostnameTerm])), EMPTY_CLUSTER), undefined, 'offline, the pins are intersected as sets and an unknown name is not denylisted');
+
+  lookups = 0;
+  const terms = Array.from({ length: 15_000 }, (_, i) => ({ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [`absent-${i}`] }] }));
+  t.equal(
+    messageOf(pod(affinity(terms)), large),
+    'Pod airflow-jobs/export-4devg7t1: the required node affinity (15000 term(s), 15000 requirement(s)) need more than 1000000 checks against the cluster\'s nodes, too many to tell in time whether they target the node denylist (rule quarantined-nodes). Name the nodes with fewer, shorter node-selector terms.',
+    '15,000 terms against 5,000 nodes: refused as too complex to check',
+  );
+  t.ok(lookups <= 1_000_001, `15,000 terms x 5,000 nodes stopped after ${lookups} label lookups (75,000,000 unbounded)`);
+
+  const steerPolicy = policy({ ...denylist, steer: true });
+  lookups = 0;
+  const mutated = decide('mutate', makeRequest(pod(affinity(terms))), steerPolicy, large);
+  t.equal(mutated.patch.length, 0, 'too complex to steer: no patch (the validating check refuses it)');
+  t.ok(lookups <= 1_000_001, `steering stopped after ${lookups} label lookups`);
+});
