@@ -12,7 +12,7 @@ import { ensureDevCertificates } from '../src/certs/files.ts';
 import { generateCertificates } from '../src/certs/generate.ts';
 import { decide } from '../src/admission/decide.ts';
 import { EMPTY_CLUSTER } from '../src/policy/cluster.ts';
-import { staticKpoPods } from '../src/policy/kpoIndex.ts';
+import { staticKpoPods } from '../src/kube/kpoIndex.ts';
 import { kpoIdentity } from '../src/policy/airflow.ts';
 import { stringMapAt } from '../src/admission/json.ts';
 import { reviewedObject } from '../src/admission/review.ts';

@@ -3,7 +3,7 @@ import { applyPatchCopying, parsePointer, type PatchOp } from '../admission/patc
 import type { AdmissionRequest, Operation } from '../admission/review.ts';
 import { stringAt, stringMapAt } from '../admission/json.ts';
 import { EMPTY_CLUSTER, staticNodes, type ClusterState } from '../policy/cluster.ts';
-import { staticKpoPods } from '../policy/kpoIndex.ts';
+import { staticKpoPods } from '../kube/kpoIndex.ts';
 import type { Policy } from '../policy/policy.ts';
 import { objectRef } from '../policy/workload.ts';
 import type { SourcedObject } from './objects.ts';

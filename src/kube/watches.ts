@@ -1,26 +1,57 @@
 import type { Logger } from 'pino';
 import { stringAt, stringMapAt } from '../admission/json.ts';
 import { EMPTY_CLUSTER, type ClusterState, type KpoPod, type NodeInfo, type NodeView } from '../policy/cluster.ts';
-import { KpoPodIndex } from '../policy/kpoIndex.ts';
-import { CompactLabels, intern } from '../policy/labels.ts';
+import { KpoPodIndex } from './kpoIndex.ts';
+import { CompactLabels, intern } from './labels.ts';
 import type { WatchName } from '../policy/rule.ts';
+import type { KpoPodSelection } from '../policy/airflow.ts';
 import type { Check } from '../server/readiness.ts';
 import type { KubeConnection } from './connect.ts';
 import { MetadataReflector, type ReflectorStatus } from './reflector.ts';
 
 /** Labels of KPO pods that no lookup selects on: not worth their memory across 50,000 pods. */
 const UNUSED_KPO_LABELS = new Set(['try_number', 'airflow_version', 'airflow_kpo_in_cluster']);
+/**
+ * At most this many labels of a KPO pod are kept besides the ones the collision check
+ * reads by name. Any tenant can create a KPO-labelled pod, and the watch is
+ * cluster-wide: 2,000 pods of 500 labels each would otherwise hold ~150 MB, and one
+ * with 20,000 labels made every lookup of its task scan them all. The API server
+ * bounds each label (a 317-character key, a 63-character value), so this bounds a
+ * cached pod at a few KiB whatever it carries. Real KPO pods carry about ten.
+ */
+export const MAX_OTHER_KPO_LABELS = 32;
 
-/** The slim form of a KPO pod the index keeps: namespace, name and the labels a lookup can select on. */
-export function slimKpoPod(metadata: unknown): KpoPod | undefined {
+/**
+ * The slim form of a KPO pod the index keeps: namespace, name, the labels the collision
+ * check reads by name (`kept`), and the first MAX_OTHER_KPO_LABELS of the others; a pod
+ * with more is marked partial, and the collision check treats a lookup label it lacks
+ * as possibly there.
+ */
+export function slimKpoPod(metadata: unknown, kept: ReadonlySet<string>): KpoPod | undefined {
   const name = stringAt(metadata, 'name');
   const namespace = stringAt(metadata, 'namespace');
   if (name === undefined || namespace === undefined) return undefined;
-  const labels = new CompactLabels([...stringMapAt(metadata, 'labels')].filter(([key]) => !UNUSED_KPO_LABELS.has(key)));
-  return { name, namespace: intern(namespace), labels };
+  const labels: [string, string][] = [];
+  let others = 0;
+  let partialLabels = false;
+  for (const [key, value] of stringMapAt(metadata, 'labels')) {
+    if (kept.has(key)) labels.push([key, value]);
+    else if (UNUSED_KPO_LABELS.has(key)) continue;
+    else if (others < MAX_OTHER_KPO_LABELS) {
+      labels.push([key, value]);
+      others += 1;
+    } else partialLabels = true;
+  }
+  const pod = { name, namespace: intern(namespace), labels: new CompactLabels(labels) };
+  return partialLabels ? { ...pod, partialLabels } : pod;
 }
 
-/** The slim form of a node the cache keeps: its name and labels, nothing else. */
+/**
+ * The slim form of a node the cache keeps: its name and labels, nothing else. Node labels
+ * are not capped like KPO pods': only administrators and the kubelet (whose own labels the
+ * NodeRestriction admission plugin limits) write them, and a denylist selector must see
+ * every one.
+ */
 export function slimNode(metadata: unknown): NodeInfo | undefined {
   const name = stringAt(metadata, 'name');
   return name === undefined ? undefined : { name, labels: new CompactLabels(stringMapAt(metadata, 'labels')) };
@@ -44,7 +75,7 @@ export class ClusterWatches {
   readonly #connection: KubeConnection;
   readonly #log: Logger;
   #nodes: MetadataReflector<NodeInfo> | undefined;
-  #kpoPods: { readonly reflector: MetadataReflector<KpoPod>; readonly query: string } | undefined;
+  #kpoPods: { readonly reflector: MetadataReflector<KpoPod>; readonly selection: KpoPodSelection } | undefined;
   #needed = new Set<WatchName>();
   #state: ClusterState = EMPTY_CLUSTER;
 
@@ -59,9 +90,10 @@ export class ClusterWatches {
 
   /**
    * Starts whatever the policy's `watches` holds that is not running yet, and restarts
-   * the KPO pod watch when a reload changed which pods it selects (`kpoPodQuery`).
+   * the KPO pod watch when a reload changed which pods it selects or which labels it
+   * keeps (`kpoPodSelection`).
    */
-  ensure({ watches, kpoPodQuery }: { readonly watches: ReadonlySet<WatchName>; readonly kpoPodQuery: string | undefined }): void {
+  ensure({ watches, kpoPodSelection }: { readonly watches: ReadonlySet<WatchName>; readonly kpoPodSelection: KpoPodSelection | undefined }): void {
     for (const watch of watches) this.#needed.add(watch);
     if (this.#connection.mode === 'offline') return;
     if (watches.has('nodes') && this.#nodes === undefined) {
@@ -69,33 +101,34 @@ export class ClusterWatches {
       void this.#nodes.start();
       this.#state = { ...this.#state, nodes: nodeView(this.#nodes) };
     }
-    // Only kpo* rules need the pod watch, and they need the airflow section that sets the query.
-    if (watches.has('kpoPods') && kpoPodQuery !== undefined && this.#kpoPods?.query !== kpoPodQuery) {
+    // Only kpo* rules need the pod watch, and they need the airflow section that sets the selection.
+    if (watches.has('kpoPods') && kpoPodSelection !== undefined && !sameSelection(this.#kpoPods?.selection, kpoPodSelection)) {
       if (this.#kpoPods) {
         // Until the new selection has listed, the collision rule reads an unsynced index and follows its whileUnsynced.
-        this.#log.info({ watch: 'kpoPods', from: this.#kpoPods.query, to: kpoPodQuery }, 'the policy selects other KPO pods: restarting the pod watch');
+        this.#log.info({ watch: 'kpoPods', from: this.#kpoPods.selection.query, to: kpoPodSelection.query }, 'the policy selects other KPO pods: restarting the pod watch');
         this.#kpoPods.reflector.stop();
       }
-      this.#startKpoPods(kpoPodQuery);
+      this.#startKpoPods(kpoPodSelection);
     }
   }
 
-  #startKpoPods(query: string): void {
+  #startKpoPods(selection: KpoPodSelection): void {
     if (this.#connection.mode === 'offline') return; // ensure() never gets here offline; this narrows the connection to one with a client
     const index = new KpoPodIndex(() => reflector.status.synced);
+    const kept: ReadonlySet<string> = new Set(selection.keptLabels);
     const reflector: MetadataReflector<KpoPod> = new MetadataReflector({
       name: 'kpoPods',
       client: this.#connection.client,
       path: '/api/v1/pods',
-      labelSelector: query,
-      slim: slimKpoPod,
+      labelSelector: selection.query,
+      slim: (metadata) => slimKpoPod(metadata, kept),
       log: this.#log,
       onChange: ({ previous, current }) => {
         if (current !== undefined) index.upsert(current, previous);
         else if (previous !== undefined) index.delete(previous);
       },
     });
-    this.#kpoPods = { reflector, query };
+    this.#kpoPods = { reflector, selection };
     void reflector.start();
     this.#state = { ...this.#state, kpoPods: index };
   }
@@ -122,6 +155,10 @@ export class ClusterWatches {
     this.#nodes?.stop();
     this.#kpoPods?.reflector.stop();
   }
+}
+
+function sameSelection(a: KpoPodSelection | undefined, b: KpoPodSelection): boolean {
+  return a !== undefined && a.query === b.query && a.keptLabels.join('\u0000') === b.keptLabels.join('\u0000');
 }
 
 function describe(status: ReflectorStatus | undefined): Check {

@@ -55,8 +55,8 @@ export interface Airflow {
   /** Annotation listing the label keys podgate added itself (they are not in the operator's lookup selector). */
   readonly injectedKey: string;
   readonly isKpoPod: LabelPredicate;
-  /** The same selection in the API server's query syntax, for the watch of live KPO pods. */
-  readonly kpoPodQuery: string;
+  /** What the watch of live KPO pods lists and keeps (see KpoPodSelection). */
+  readonly kpoPodSelection: KpoPodSelection;
   /** The environment whose identities match the request's user, if any. */
   readonly environmentOf: (user: UserInfo) => string | undefined;
   readonly isExempt: (user: UserInfo) => boolean;
@@ -133,7 +133,7 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
       clusterIdKey: `${prefix}/cluster-id`,
       injectedKey: `${prefix}/injected-labels`,
       isKpoPod: compileLabelSelector(config.kpoPods ?? KPO_DEFAULT_SELECTOR),
-      kpoPodQuery: labelSelectorQuery(config.kpoPods ?? KPO_DEFAULT_SELECTOR),
+      kpoPodSelection: { query: labelSelectorQuery(config.kpoPods ?? KPO_DEFAULT_SELECTOR), keptLabels: [...KPO_LOOKUP_LABELS, `${prefix}/environment`] },
       environmentOf: (user) => {
         const caller = callerOf(user);
         for (const environment of matchers) if (environment.matches(caller)) return environment.name;
@@ -144,10 +144,22 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
   };
 }
 
+/**
+ * Which pods the KPO pod watch lists (`query`, in the API server's labelSelector
+ * syntax) and the labels its cache always keeps whatever else a pod carries: the
+ * ones the collision check reads by name.
+ */
+export interface KpoPodSelection {
+  readonly query: string;
+  readonly keptLabels: readonly string[];
+}
+
 /** Labels KubernetesPodOperator itself puts in its lookup selector besides the operator's own labels. */
 export const KPO_TASK_LABELS = ['dag_id', 'task_id', 'run_id', 'map_index'] as const;
 /** Labels KPO sets on its pods that are not in its lookup selector. */
 export const KPO_UNSELECTED_LABELS = ['try_number', 'airflow_version', 'airflow_kpo_in_cluster', 'already_checked'] as const;
+/** Labels the collision check reads on every cached pod by name: the task instance, and what takes a pod out of lookups. */
+const KPO_LOOKUP_LABELS = [...KPO_TASK_LABELS, 'kubernetes_pod_operator', 'already_checked', 'airflow-worker'] as const;
 
 /**
  * The task-instance identity of a KPO pod: namespace, dag, task, run, map index.

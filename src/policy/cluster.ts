@@ -20,6 +20,11 @@ export interface KpoPod {
   readonly namespace: string;
   readonly name: string;
   readonly labels: ReadonlyMap<string, string>;
+  /**
+   * True when the cache kept only some of the pod's labels (a pod with very many): a
+   * label the lookup selects on that `labels` lacks may still be on the pod.
+   */
+  readonly partialLabels?: boolean;
 }
 
 export interface KpoPodView {

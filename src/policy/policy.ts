@@ -3,7 +3,7 @@ import { compileValidator, schemaProblems, type Problem } from '../config/ajv.ts
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
 import { DEFAULT_OPERATIONS, type CompiledRule, type Evaluate, type Phase, type PolicyContext, type RuleKind, type WatchName } from './rule.ts';
 import type { Operation } from '../admission/review.ts';
-import { AirflowSchema, compileAirflow } from './airflow.ts';
+import { AirflowSchema, compileAirflow, type KpoPodSelection } from './airflow.ts';
 
 export const POLICY_API_VERSION = 'podgate.io/v1alpha1';
 export const POLICY_KIND = 'Policy';
@@ -17,8 +17,8 @@ export interface Policy {
   readonly steps: Readonly<Record<Phase, readonly RuleStep[]>>;
   /** Every watch some rule reads: the server keeps these running. */
   readonly watches: ReadonlySet<WatchName>;
-  /** Which pods the kpoPods watch lists (airflow.kpoPods, in the API server's labelSelector syntax). */
-  readonly kpoPodQuery: string | undefined;
+  /** Which pods the kpoPods watch lists and what it keeps of them (from the airflow section). */
+  readonly kpoPodSelection: KpoPodSelection | undefined;
 }
 
 /** A rule as one webhook runs it: that webhook's logic, and the group/kinds and operations it judges. */
@@ -106,7 +106,7 @@ export function policyCompiler(registry: readonly RuleKind[]): (document: unknow
     if (problems.length > 0) return { ok: false, problems };
     const watches = new Set(rules.flatMap((rule) => rule.logic.watches ?? []));
     const steps = { mutate: stepsFor('mutate', rules), validate: stepsFor('validate', rules) };
-    const kpoPodQuery = context.airflow?.kpoPodQuery;
-    return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules, steps, watches, kpoPodQuery } };
+    const kpoPodSelection = context.airflow?.kpoPodSelection;
+    return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules, steps, watches, kpoPodSelection } };
   };
 }

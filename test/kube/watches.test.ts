@@ -1,7 +1,7 @@
 import t from 'tap';
 import { pino } from 'pino';
 import { decide } from '../../src/admission/decide.ts';
-import { ClusterWatches, slimKpoPod } from '../../src/kube/watches.ts';
+import { ClusterWatches, MAX_OTHER_KPO_LABELS, slimKpoPod } from '../../src/kube/watches.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
 import { FakeApiServer } from '../helpers/fake-apiserver.ts';
 import { makeRequest } from '../helpers/builders.ts';
@@ -87,8 +87,10 @@ t.test("the pod watch lists what airflow.kpoPods selects, and a reload that chan
   t.equal(api.requests.length, listsBefore, 'the same selection again leaves the watch alone');
 });
 
+const KEPT: ReadonlySet<string> = new Set(['dag_id', 'task_id', 'run_id', 'map_index', 'kubernetes_pod_operator', 'already_checked', 'airflow-worker', 'podgate.io/environment']);
+
 t.test('the slim pod keeps what a lookup selects on, not the rest', async (t) => {
-  const slim = slimKpoPod({ name: 'p', namespace: 'n', labels: kpoLabels(), annotations: { big: 'x'.repeat(1000) } });
+  const slim = slimKpoPod({ name: 'p', namespace: 'n', labels: kpoLabels(), annotations: { big: 'x'.repeat(1000) } }, KEPT);
   t.same({ ...slim, labels: new Map(slim?.labels) }, {
     name: 'p',
     namespace: 'n',
@@ -99,5 +101,16 @@ t.test('the slim pod keeps what a lookup selects on, not the rest', async (t) =>
       ['kubernetes_pod_operator', 'True'],
     ]),
   });
-  t.equal(slimKpoPod({ name: 'p' }), undefined);
+  t.equal(slimKpoPod({ name: 'p' }, KEPT), undefined);
+});
+
+t.test('a pod with thousands of labels is cached with the ones the check reads and a bounded rest, marked partial', async (t) => {
+  const padding = Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`pad-${i}`, 'v']));
+  // The padding comes first: the labels read by name must survive whatever order the pod lists them in.
+  const labels = { ...padding, ...kpoLabels(), 'podgate.io/environment': 'alpha', already_checked: 'True' };
+  const slim = slimKpoPod({ name: 'p', namespace: 'n', labels }, KEPT);
+  t.equal(slim?.partialLabels, true, 'marked partial');
+  t.equal(slim?.labels.size, MAX_OTHER_KPO_LABELS + 6, 'the kept labels and at most MAX_OTHER_KPO_LABELS others');
+  for (const key of ['dag_id', 'task_id', 'run_id', 'kubernetes_pod_operator', 'podgate.io/environment', 'already_checked']) t.ok(slim?.labels.has(key), `${key} kept`);
+  t.equal(slimKpoPod({ name: 'p', namespace: 'n', labels: kpoLabels() }, KEPT)?.partialLabels, undefined, 'a usual pod is complete');
 });

@@ -4,7 +4,7 @@ import { makeRequest, makeReview } from '../helpers/builders.ts';
 import { AIRFLOW_SECTION, ALPHA, makeKpoPod, PRODUCTION } from '../helpers/kpo.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
 import { EMPTY_CLUSTER } from '../../src/policy/cluster.ts';
-import { KpoPodIndex } from '../../src/policy/kpoIndex.ts';
+import { KpoPodIndex } from '../../src/kube/kpoIndex.ts';
 import type { AdmissionRequest } from '../../src/admission/review.ts';
 
 type Json = Record<string, unknown>;

@@ -35,7 +35,20 @@ function lookupLabels(airflow: Airflow, labels: ReadonlyMap<string, string>, inj
 
 function matchesLookup(pod: KpoPod, selector: readonly [string, string][]): boolean {
   if (pod.labels.get('already_checked') === 'True' || pod.labels.has('airflow-worker')) return false;
-  return selector.every(([key, value]) => pod.labels.get(key) === value);
+  for (const [key, value] of selector) {
+    const found = pod.labels.get(key);
+    if (found === value) continue;
+    // The cache kept only some of this pod's many labels: the one looked for may be there, so count it as there.
+    if (found === undefined && pod.partialLabels === true) continue;
+    return false;
+  }
+  return true;
+}
+
+/** At most three pods by name, then how many more: the message does not grow with the cluster. */
+function podList(pods: readonly KpoPod[]): string {
+  const named = pods.slice(0, 3).map((pod) => `${pod.namespace}/${pod.name}`).join(', ');
+  return pods.length > 3 ? `${named} and ${pods.length - 3} more` : named;
 }
 
 function describeTask(labels: ReadonlyMap<string, string>): string {
@@ -71,7 +84,7 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
   const [first] = clashes;
   if (first === undefined) return pass();
   const other = first.labels.get(airflow.environmentKey) ?? '';
-  const pods = clashes.map((pod) => `${pod.namespace}/${pod.name}`).join(', ');
+  const pods = podList(clashes);
   return fail(
     [`the operator's lookup for this task (${describeTask(labels)}) also matches live pod ${pods} of environment ${other}; KubernetesPodOperator would find both and fail ("More than one pod running with labels"), or re-attach to ${other}'s pod and delete it`],
     `Pause the DAG in one environment, or set ${airflow.environmentKey}: "${environment}" in the operator's labels (labels= or an Airflow cluster policy) so each environment only looks up its own pods.`,

@@ -2,7 +2,7 @@ import t from 'tap';
 import jsonpatch from 'fast-json-patch';
 import { decide } from '../../../src/admission/decide.ts';
 import { EMPTY_CLUSTER, type ClusterState, type KpoPod } from '../../../src/policy/cluster.ts';
-import { staticKpoPods } from '../../../src/policy/kpoIndex.ts';
+import { staticKpoPods } from '../../../src/kube/kpoIndex.ts';
 import { compilePolicy } from '../../../src/policy/registry.ts';
 import type { Policy } from '../../../src/policy/policy.ts';
 import { makeRequest } from '../../helpers/builders.ts';
@@ -129,6 +129,19 @@ t.test('the incident replayed: alpha’s pod labelled; production’s identical 
   t.equal(otherTask.validation.allowed, true, 'another task is no collision');
   const mapped = admit(makeKpoPod({ suffix: 'z3', mapIndex: 3 }), PRODUCTION, rules, cluster([live(makeKpoPod({ mapIndex: 2 }), { 'podgate.io/environment': 'alpha' })]));
   t.equal(mapped.validation.allowed, true, 'another map index is no collision');
+});
+
+t.test('a cached pod whose labels the cache cut short counts a lookup label it lacks as there', async (t) => {
+  const rules = [labelRule(), collisionRule];
+  const cluster = (pod: KpoPod): ClusterState => ({ ...EMPTY_CLUSTER, kpoPods: staticKpoPods([pod]) });
+  const alphaPod = live(makeKpoPod({ suffix: '4devg7t1' }), { 'podgate.io/environment': 'alpha' });
+  // Production's operator selects on a label alpha's cached pod does not show.
+  const prodTask = () => makeKpoPod({ suffix: 'x8k2m9qa', operatorLabels: { team: 'data' } });
+  t.equal(admit(prodTask(), PRODUCTION, rules, cluster(alphaPod)).validation.allowed, true, 'a complete cached pod without team=data does not match the lookup');
+  t.equal(admit(prodTask(), PRODUCTION, rules, cluster({ ...alphaPod, partialLabels: true })).validation.allowed, false, 'a partial one might carry it: refused, the safe side');
+  const manyClashes = staticKpoPods(Array.from({ length: 50 }, (_, i) => live(makeKpoPod({ suffix: `p${i}` }), { 'podgate.io/environment': 'alpha' })));
+  const message = admit(makeKpoPod({ suffix: 'x8k2m9qa' }), PRODUCTION, rules, { ...EMPTY_CLUSTER, kpoPods: manyClashes }).validation.denial?.message ?? '';
+  t.match(message, /also matches live pod airflow\/export-action-log-p0, airflow\/export-action-log-p1, airflow\/export-action-log-p2 and 47 more of environment alpha/, 'fifty clashing pods: three named, the rest counted');
 });
 
 t.test('collision guard before the pod watch has synced', async (t) => {

@@ -1,5 +1,5 @@
-import { kpoIdentity } from './airflow.ts';
-import type { KpoPod, KpoPodView } from './cluster.ts';
+import { kpoIdentity } from '../policy/airflow.ts';
+import type { KpoPod, KpoPodView } from '../policy/cluster.ts';
 
 /**
  * Live KubernetesPodOperator pods grouped by task-instance identity, so the
