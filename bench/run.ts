@@ -171,7 +171,7 @@ for (let i = 0; i < PODS; i += 1) {
   });
 }
 
-const serveArgs = (extra: string[]) => [join(ROOT, 'dist/cli/main.js'), 'serve', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', '--tls-cert', join(work, 'certs/tls.crt'), '--tls-key', join(work, 'certs/tls.key'), ...extra];
+const serveArgs = (extra: string[]) => [join(ROOT, 'dist/cli/main.js'), 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--log-format', 'json', '--tls-cert', join(work, 'certs/tls.crt'), '--tls-key', join(work, 'certs/tls.key'), ...extra];
 const listening = /"port":(\d+)[^\n]*podgate listening/;
 const startBaseline = () => start([join(ROOT, 'bench/baseline.ts'), join(work, 'certs/tls.crt'), join(work, 'certs/tls.key')], /listening (\d+)/);
 const baseline = await startBaseline();

@@ -8,7 +8,7 @@ import { PolicyStore } from '../config/store.ts';
 import { connectToCluster } from '../kube/connect.ts';
 import { ClusterWatches } from '../kube/watches.ts';
 import { compilePolicy } from '../policy/registry.ts';
-import { buildApp, DEFAULT_BODY_LIMIT, DEFAULT_MAX_EVENT_LOOP_DELAY_MS } from '../server/app.ts';
+import { buildApp, buildOpsApp, DEFAULT_BODY_LIMIT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_EVENT_LOOP_DELAY_MS, DEFAULT_MAX_INFLIGHT_BYTES } from '../server/app.ts';
 import { Metrics } from '../server/metrics.ts';
 import { policyCheck, readiness } from '../server/readiness.ts';
 import { describeCertificate, readTlsFiles, watchTls, type TlsMaterial } from '../server/tls.ts';
@@ -22,12 +22,14 @@ const DEV_CERT_HOSTS = ['localhost', '127.0.0.1', '::1'];
 export const SERVE_HELP = `Usage: podgate serve [options]
 
 Serves the admission webhooks over HTTPS: POST /mutate, POST /validate,
-GET /healthz, GET /readyz.
+GET /healthz, GET /readyz (which checks pass); and on the operations port
+GET /metrics and GET /readyz with each check's detail.
 
 Options:
   --config <file>         policy file (env PODGATE_CONFIG; default: the sample policy
                           ${DEFAULT_POLICY_PATH})
-  --port <n>              HTTPS port (default 8443)
+  --port <n>              HTTPS port of the webhooks (default 8443)
+  --metrics-port <n>      HTTPS port of /metrics and detailed /readyz (default 8444)
   --host <addr>           address to listen on (default 0.0.0.0)
   --tls-cert <file>       serving certificate (PEM), reloaded when it changes
   --tls-key <file>        its private key (PEM)
@@ -40,7 +42,12 @@ Options:
                           else ~/.kube/config, else offline)
   --offline               no watches: rules that read cluster state judge by names
   --max-request-bytes <n> largest AdmissionReview accepted (default ${DEFAULT_BODY_LIMIT})
-  --shutdown-timeout <s>  on SIGTERM, how long to wait for requests in flight (default 25)
+  --max-inflight-bytes <n>
+                          admission bodies read or judged at once; beyond it, 503 at
+                          once (default ${DEFAULT_MAX_INFLIGHT_BYTES})
+  --max-connections <n>   open connections at most (default ${DEFAULT_MAX_CONNECTIONS})
+  --shutdown-timeout <s>  on SIGTERM, SIGINT or SIGHUP, how long to wait for requests in
+                          flight (default 25)
   --max-event-loop-delay <ms>
                           load shedding: while the event loop lags more than this,
                           answer admission requests 503 at once (default ${DEFAULT_MAX_EVENT_LOOP_DELAY_MS}; 0: off)
@@ -58,11 +65,14 @@ Example:
 interface ServeOptions {
   readonly configPath: string;
   readonly port: number;
+  readonly metricsPort: number;
   readonly host: string;
   readonly tls: { readonly certPath: string; readonly keyPath: string } | undefined;
   readonly certsDir: string;
   readonly certHosts: readonly string[];
   readonly bodyLimit: number;
+  readonly maxInflightBytes: number;
+  readonly maxConnections: number;
   readonly shutdownTimeoutMs: number;
   readonly maxEventLoopDelayMs: number;
   readonly pretty: boolean | undefined;
@@ -84,12 +94,15 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
       help: { type: 'boolean', short: 'h' },
       config: { type: 'string' },
       port: { type: 'string' },
+      'metrics-port': { type: 'string' },
       host: { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'certs-dir': { type: 'string' },
       'cert-host': { type: 'string', multiple: true },
       'max-request-bytes': { type: 'string' },
+      'max-inflight-bytes': { type: 'string' },
+      'max-connections': { type: 'string' },
       kubeconfig: { type: 'string' },
       offline: { type: 'boolean' },
       'shutdown-timeout': { type: 'string' },
@@ -105,14 +118,20 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
   if (format !== undefined && format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format is json or pretty, got "${format}"`, SERVE_HELP);
   const port = wholeNumber('port', values.port, 8443, 0); // 0: any free port (tests)
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`, SERVE_HELP);
+  const metricsPort = wholeNumber('metrics-port', values['metrics-port'], 8444, 0);
+  if (metricsPort > 65535) throw new UsageError(`--metrics-port must be at most 65535, got ${metricsPort}`, SERVE_HELP);
+  if (metricsPort === port && port !== 0) throw new UsageError(`--metrics-port must differ from --port (both ${port})`, SERVE_HELP);
   return {
     configPath: values.config ?? (env['PODGATE_CONFIG'] || DEFAULT_POLICY_PATH),
     port,
+    metricsPort,
     host: values.host ?? '0.0.0.0',
     tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : undefined,
     certsDir: values['certs-dir'] ?? 'certs',
     certHosts: [...DEV_CERT_HOSTS, ...(values['cert-host'] ?? [])],
     bodyLimit: wholeNumber('max-request-bytes', values['max-request-bytes'], DEFAULT_BODY_LIMIT),
+    maxInflightBytes: wholeNumber('max-inflight-bytes', values['max-inflight-bytes'], DEFAULT_MAX_INFLIGHT_BYTES),
+    maxConnections: wholeNumber('max-connections', values['max-connections'], DEFAULT_MAX_CONNECTIONS),
     shutdownTimeoutMs: wholeNumber('shutdown-timeout', values['shutdown-timeout'], 25) * 1000,
     maxEventLoopDelayMs: wholeNumber('max-event-loop-delay', values['max-event-loop-delay'], DEFAULT_MAX_EVENT_LOOP_DELAY_MS, 0),
     pretty: format === undefined ? undefined : format === 'pretty',
@@ -160,12 +179,10 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
     },
   });
   if (store.current === undefined) {
-    // Fail fast on configuration: a replica that starts without a policy would only ever answer 503.
-    policyWatch.close();
-    watches.stop();
-    log.flush();
-    io.err(`podgate: cannot start: the policy ${options.configPath} is not valid:\n${store.status.lastError?.errors.join('\n') ?? ''}\n`);
-    return 1;
+    // Not fatal: exiting would crash-loop every replica restarted after one bad ConfigMap edit. Not ready
+    // instead, so a rollout stalls while the old replicas keep serving; admission is answered 503 (the
+    // webhooks fail open) until the file is fixed, which the watch picks up without a restart.
+    io.err(`podgate: the policy ${options.configPath} is not valid; serving not-ready until it is fixed:\n${store.status.lastError?.errors.join('\n') ?? ''}\n`);
   }
 
   const certificate = await serverCertificate(options, log);
@@ -184,13 +201,17 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
     bodyLimit: options.bodyLimit,
     metrics,
     maxEventLoopDelayMs: options.maxEventLoopDelayMs,
+    maxInflightBytes: options.maxInflightBytes,
+    maxConnections: options.maxConnections,
   });
+  const ops = buildOpsApp({ logger: log, metrics, readiness: () => readiness({ policy: policyCheck(store.status), ...watches.checks() }), tls: certificate.material });
   await app.listen({ port: options.port, host: options.host });
-  if (!(app.server instanceof TlsServer)) throw new Error('podgate serves HTTPS only, but the server is not a TLS server');
-  const tlsWatch = watchTls({ server: app.server, ...certificate, current: certificate.material, log });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : options.port;
-  log.info({ port, certificate: describeCertificate(certificate.material.cert) }, `podgate listening on https://${options.host}:${port}`);
+  await ops.listen({ port: options.metricsPort, host: options.host });
+  if (!(app.server instanceof TlsServer) || !(ops.server instanceof TlsServer)) throw new Error('podgate serves HTTPS only, but the server is not a TLS server');
+  const tlsWatches = [app.server, ops.server].map((server) => watchTls({ server, ...certificate, current: certificate.material, log }));
+  const port = listeningPort(app.server, options.port);
+  const metricsPort = listeningPort(ops.server, options.metricsPort);
+  log.info({ port, metricsPort, certificate: describeCertificate(certificate.material.cert) }, `podgate listening on https://${options.host}:${port} (metrics on ${metricsPort})`);
 
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
@@ -204,9 +225,9 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
       }, options.shutdownTimeoutMs);
       force.unref();
       policyWatch.close();
-      tlsWatch.close();
+      for (const watch of tlsWatches) watch.close();
       watches.stop();
-      app.close().then(
+      Promise.all([app.close(), ops.close()]).then(
         () => {
           clearTimeout(force);
           log.info('stopped');
@@ -226,7 +247,12 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
         },
       );
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    // SIGHUP too: a terminal closing, or a supervisor that hangs up, stops podgate the same orderly way (Node's default would kill it mid-request).
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, stop);
   });
+}
+
+function listeningPort(server: TlsServer, fallback: number): number {
+  const address = server.address();
+  return typeof address === 'object' && address !== null ? address.port : fallback;
 }

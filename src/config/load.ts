@@ -9,17 +9,33 @@ import { watchFiles } from '../lib/watch.ts';
 
 export type PolicyCompiler = (document: unknown) => CompiledPolicy;
 
-/** Reads and checks a policy file; a file that cannot be read is one more error line. */
+/**
+ * The largest policy file read: a ConfigMap holds at most 1 MiB, and a real policy
+ * is a few KiB. Parsing is linear, but a bigger file is not a policy anyone wrote.
+ */
+export const MAX_POLICY_BYTES = 1024 * 1024;
+
+/**
+ * Reads and checks a policy file. Whatever goes wrong (the file cannot be read, is too
+ * large, the YAML parser or a rule's compiler throws) comes back as error lines, never
+ * as an exception: a reload that throws would otherwise be dropped without a word.
+ */
 export async function readPolicyFile(path: string, compile: PolicyCompiler): Promise<PolicyResult & { readonly sha256?: string }> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const bytes = await readFile(path);
+    if (bytes.length > MAX_POLICY_BYTES) return { ok: false, errors: [`${path}: the policy file is ${bytes.length} bytes; podgate reads at most ${MAX_POLICY_BYTES} (a ConfigMap's limit)`] };
+    text = bytes.toString('utf8');
   } catch (error) {
     const reason = error instanceof Error && 'code' in error ? String(error.code) : String(error);
     return { ok: false, errors: [`${path}: cannot read the policy file (${reason})`] };
   }
-  const result = validatePolicyText(text, basename(path), compile);
-  return result.ok ? { ...result, sha256: createHash('sha256').update(text).digest('hex') } : result;
+  try {
+    const result = validatePolicyText(text, basename(path), compile);
+    return result.ok ? { ...result, sha256: createHash('sha256').update(text).digest('hex') } : result;
+  } catch (error) {
+    return { ok: false, errors: [`${path}: the policy could not be checked: ${error instanceof Error ? error.message : String(error)}`] };
+  }
 }
 
 /**

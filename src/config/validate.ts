@@ -1,4 +1,4 @@
-import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Node } from 'yaml';
 import { formatPath, type DocPath, type Problem } from './ajv.ts';
 import type { CompiledPolicy, Policy } from '../policy/policy.ts';
 
@@ -24,7 +24,15 @@ export function validatePolicyText(text: string, fileName: string, compile: (doc
   }
   if (document.contents === null) return { ok: false, errors: [`${fileName}:1:1 the policy file is empty; see the sample policy for the shape`] };
 
-  const compiled = compile(document.toJS({ maxAliasCount: 100 }));
+  let parsed: unknown;
+  try {
+    parsed = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    // The parser's own limits (alias expansion: "billion laughs") throw rather than report: one more error line, at the first alias.
+    const { line, col } = lineCounter.linePos(firstAliasOffset(document.contents));
+    return { ok: false, errors: [`${fileName}:${line}:${col} the YAML could not be expanded: ${error instanceof Error ? error.message : String(error)} (at most ${MAX_ALIAS_COUNT} alias expansions)`] };
+  }
+  const compiled = compile(parsed);
   if (compiled.ok) return compiled;
 
   const located = compiled.problems.map((problem) => {
@@ -34,6 +42,20 @@ export function validatePolicyText(text: string, fileName: string, compile: (doc
   });
   located.sort((a, b) => a.line - b.line || a.col - b.col);
   return { ok: false, errors: located.map((entry) => entry.text) };
+}
+
+/** Alias expansions a policy may make: enough for any real reuse of an anchor, far from exponential ones. */
+const MAX_ALIAS_COUNT = 100;
+
+function firstAliasOffset(root: Node | null): number {
+  let offset = 0;
+  visit(root, {
+    Alias(_key, node) {
+      offset = node.range?.[0] ?? 0;
+      return visit.BREAK;
+    },
+  });
+  return offset;
 }
 
 /** Where in the text a problem's path points: the deepest node that exists on it. */

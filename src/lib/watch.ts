@@ -5,7 +5,11 @@ import { dirname } from 'node:path';
 export interface FileWatchOptions {
   /** How often to compare the files' stat as a safety net for events a filesystem does not send. */
   readonly pollMs?: number;
-  /** Quiet time after the last event before `onChange` runs; writers rarely write in one step. */
+  /**
+   * How long after the first event `onChange` runs; writers rarely write in one step.
+   * Later events do not push it back: a neighbour file written every 50 ms must not
+   * starve the reload (they schedule one more run after this one instead).
+   */
   readonly debounceMs?: number;
 }
 
@@ -41,8 +45,11 @@ export function watchFiles(paths: readonly string[], onChange: () => Promise<voi
       });
   };
   const schedule = (): void => {
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(run, debounceMs);
+    if (timer) return; // already due: events during the wait are covered by that run
+    timer = setTimeout(() => {
+      timer = undefined;
+      run();
+    }, debounceMs);
   };
 
   const watchers: FSWatcher[] = [];

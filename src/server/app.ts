@@ -12,6 +12,7 @@ import type { Policy } from '../policy/policy.ts';
 import type { Phase } from '../policy/rule.ts';
 import type { Readiness } from './readiness.ts';
 
+
 /**
  * Large enough for an UPDATE review of the biggest object etcd stores (1.5 MiB)
  * twice over, JSON-escaped, plus the envelope; small enough that a flood of huge
@@ -20,6 +21,23 @@ import type { Readiness } from './readiness.ts';
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
 /** Lag past which admission requests are shed (ms): far above a healthy podgate's, well under the API server's 10 s timeout. */
 export const DEFAULT_MAX_EVENT_LOOP_DELAY_MS = 1000;
+/**
+ * Bytes of admission bodies being received or decided at once. A body costs about
+ * four times its size while it is read and parsed (the string, then the objects), so
+ * two maximum-size reviews at once stay inside the memory the Deployment gives podgate
+ * beside its caches; real reviews are a few KiB, so this is ~2,000 of them at once.
+ */
+export const DEFAULT_MAX_INFLIGHT_BYTES = 16 * 1024 * 1024;
+/**
+ * The whole request, headers and body, must arrive within this (ms): well inside the
+ * API server's webhook timeout (podgate's webhooks set 5 s), so a client trickling a
+ * body a byte at a time holds a connection for seconds, not minutes.
+ */
+export const REQUEST_TIMEOUT_MS = 10_000;
+/** A TLS handshake not finished within this (ms) is dropped (Node's default is 120 s). */
+export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Open connections at most; an idle TLS connection holds ~40 KiB. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -37,6 +55,9 @@ export interface AppDeps {
    * webhook's failurePolicy then decides). 0 turns it off.
    */
   readonly maxEventLoopDelayMs?: number;
+  /** Load shedding by memory: admission bodies being received or decided at once, in bytes. */
+  readonly maxInflightBytes?: number;
+  readonly maxConnections?: number;
 }
 
 class HttpError extends Error {
@@ -62,12 +83,15 @@ export function buildApp(deps: AppDeps) {
   // warnings about misuse of its API.
   const app = Fastify({
     bodyLimit,
-    ...(deps.tls ? { https: { ...deps.tls, minVersion: 'TLSv1.2' as const } } : {}),
+    // connectionsCheckingInterval: how often Node enforces requestTimeout (its default, 30 s, let a trickled body live 40 s).
+    ...(deps.tls ? { https: { ...deps.tls, minVersion: 'TLSv1.2' as const, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, connectionsCheckingInterval: 1000 } } : {}),
     // The API server keeps connections open between calls; outlive its idle timeout (90 s) so it closes them, not us.
     keepAliveTimeout: 120_000,
-    requestTimeout: 30_000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
     forceCloseConnections: 'idle',
   });
+  app.server.maxConnections = deps.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  app.decorateRequest('inflightBytes', 0);
 
   const metrics = deps.metrics ?? new Metrics();
   // The API server always sends JSON, but curl -d sends form encoding: read every body as JSON, with a clear error.
@@ -92,7 +116,7 @@ export function buildApp(deps: AppDeps) {
     return reply.code(statusCode).send({ error: message });
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: `no route ${request.method} ${request.url}; podgate serves POST /mutate, POST /validate, GET /healthz, GET /readyz, GET /metrics` }),
+    reply.code(404).send({ error: `no route ${request.method} ${request.url}; podgate serves POST /mutate, POST /validate, GET /healthz, GET /readyz (GET /metrics is on the operations port)` }),
   );
 
   // Admission routes in their own context, so load shedding never touches /healthz (a liveness failure under load would restart podgate).
@@ -118,6 +142,37 @@ export function buildApp(deps: AppDeps) {
           .send({ error: `podgate is overloaded (its event loop runs ${lag.ms.toFixed(0)} ms late); retry, or the webhook's failurePolicy applies` });
       });
     }
+    const inflight = new InflightBytes(deps.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES);
+    // onRequest too: a body that would take podgate past its budget is refused before a byte of it is read.
+    admission.addHook('onRequest', (request, reply, done) => {
+      // Without a Content-Length (chunked), the body may be as large as the limit: count it so.
+      const length = Number(request.headers['content-length'] ?? bodyLimit);
+      const size = Number.isFinite(length) && length >= 0 ? Math.min(length, bodyLimit) : bodyLimit;
+      if (inflight.reserve(size)) {
+        request.inflightBytes = size;
+        done();
+        return;
+      }
+      metrics.rejected('overloaded');
+      void reply
+        .code(503)
+        .header('retry-after', '1')
+        .header('connection', 'close')
+        .send({ error: `podgate is already reading or judging ${inflight.bytes} bytes of reviews (its budget is ${inflight.limit}); retry, or the webhook's failurePolicy applies` });
+    });
+    // Given back once the answer is sent, or the client gave up; whichever comes first.
+    const release = (request: FastifyRequest): void => {
+      inflight.release(request.inflightBytes);
+      request.inflightBytes = 0;
+    };
+    admission.addHook('onResponse', (request, _reply, done) => {
+      release(request);
+      done();
+    });
+    admission.addHook('onRequestAbort', (request, done) => {
+      release(request);
+      done();
+    });
     // The handler answers through reply.send and returns nothing: a returned reply is a thenable,
     // which Fastify would then wait on with a promise and 'finish' listeners, for every review.
     const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply): void => {
@@ -128,12 +183,77 @@ export function buildApp(deps: AppDeps) {
     registered();
   });
   app.get('/healthz', () => ({ status: 'ok' }));
-  app.get('/metrics', async (_request, reply) => reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()));
+  // Anyone who can reach the webhook port can ask: say which checks pass, not their details (policy paths, errors that quote the policy).
+  app.get('/readyz', (_request, reply) => {
+    const state = deps.readiness();
+    return reply.code(state.ready ? 200 : 503).send(readinessSummary(state));
+  });
+  return app;
+}
+
+/**
+ * The operations port: metrics and readiness in detail, for Prometheus and for
+ * whoever debugs podgate. Kept off the webhook port, which every pod in the cluster
+ * can reach: rule and environment names, the policy path and the text of a rejected
+ * policy are nobody else's business.
+ */
+export function buildOpsApp(deps: Pick<AppDeps, 'readiness' | 'tls'> & { readonly metrics: Metrics; readonly logger: Logger }) {
+  const app = Fastify({
+    ...(deps.tls ? { https: { ...deps.tls, minVersion: 'TLSv1.2' as const, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, connectionsCheckingInterval: 1000 } } : {}),
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    forceCloseConnections: 'idle',
+  });
+  app.server.maxConnections = 64;
+  app.setErrorHandler((error, request, reply) => {
+    deps.logger.error({ err: error, url: request.url }, 'request failed');
+    return reply.code(500).send({ error: 'internal error; see the podgate logs' });
+  });
+  app.get('/healthz', () => ({ status: 'ok' }));
+  app.get('/metrics', async (_request, reply) => reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()));
   app.get('/readyz', (_request, reply) => {
     const state = deps.readiness();
     return reply.code(state.ready ? 200 : 503).send(state);
   });
   return app;
+}
+
+/** Readiness without details: which checks pass. */
+function readinessSummary(state: Readiness): { ready: boolean; checks: Record<string, { ok: boolean }> } {
+  const checks: Record<string, { ok: boolean }> = {};
+  for (const [name, check] of Object.entries(state.checks)) checks[name] = { ok: check.ok };
+  return { ready: state.ready, checks };
+}
+
+/** Bytes of admission bodies in flight, against a budget. */
+class InflightBytes {
+  readonly limit: number;
+  #bytes = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Takes `size` bytes of the budget, or refuses. One body alone may always take the whole budget, so no size is refused forever. */
+  reserve(size: number): boolean {
+    if (this.#bytes > 0 && this.#bytes + size > this.limit) return false;
+    this.#bytes += size;
+    return true;
+  }
+
+  release(size: number): void {
+    this.#bytes -= size;
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** What this admission request took of the in-flight budget, until its answer is sent or it is aborted. */
+    inflightBytes: number;
+  }
 }
 
 function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: FastifyRequest, reply: FastifyReply): FastifyReply {

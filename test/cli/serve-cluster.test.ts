@@ -31,7 +31,8 @@ t.test('the node watch (in-cluster service account): readiness follows it, and a
   });
   t.teardown(() => podgate.child.kill('SIGTERM'));
   const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
-  const url = `https://localhost:${podgate.port}`;
+  const url = `https://localhost:${podgate.metricsPort}`; // the operations port: /readyz with details
+  const webhooks = `https://localhost:${podgate.port}`;
 
   const notReady = await call(`${url}/readyz`, { ca });
   t.equal(notReady.status, 503);
@@ -50,7 +51,7 @@ t.test('the node watch (in-cluster service account): readiness follows it, and a
   const pinned = () => makeReview(makeRequest(makePod({ name: 'export-4devg7t1', namespace: 'airflow-jobs', spec: { nodeName: 'gke-pool-1-flaky-7x2k' } })));
   const verdict = async () => {
     const review = pinned();
-    return ((await call(`${url}/validate`, { ca, body: JSON.stringify(review) })).body as { response: { allowed: boolean; status?: { message: string } } }).response;
+    return ((await call(`${webhooks}/validate`, { ca, body: JSON.stringify(review) })).body as { response: { allowed: boolean; status?: { message: string } } }).response;
   };
   t.equal((await verdict()).allowed, true, 'not quarantined yet');
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -113,11 +113,23 @@ t.test('given certificate files and policy: --tls-cert/--tls-key/--config', asyn
   t.equal(ready.status, 200);
 });
 
-t.test('an invalid policy at start: exit 1 with every problem on stderr', async (t) => {
-  const cwd = t.testdir({ 'bad.yaml': 'apiVersion: podgate.io/v1alpha1\nkind: Policy\nrules:\n  - name: x\n    kind: resourceFloors\n    limits: { cpu: "2 cores" }\n' });
-  const result = await runCommand(['serve', '--config', 'bad.yaml', '--port', '0', '--log-format', 'json'], cwd);
-  t.equal(result.code, 1);
-  t.match(result.stderr, 'podgate: cannot start: the policy bad.yaml is not valid:\nbad.yaml:6:20 rules[0].limits.cpu: "2 cores" is not a Kubernetes quantity');
+t.test('an invalid policy at start: not ready with every problem said, and ready once the file is fixed (no crash loop)', async (t) => {
+  const bad = 'apiVersion: podgate.io/v1alpha1\nkind: Policy\nrules:\n  - name: x\n    kind: resourceFloors\n    limits: { cpu: "2 cores" }\n';
+  const cwd = t.testdir({ 'bad.yaml': bad });
+  const server = await startProcess(['--config', 'bad.yaml', '--offline'], cwd);
+  t.teardown(() => server.child.kill('SIGTERM'));
+  const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
+  t.match(server.stderr(), 'podgate: the policy bad.yaml is not valid; serving not-ready until it is fixed:\nbad.yaml:6:20 rules[0].limits.cpu: "2 cores" is not a Kubernetes quantity');
+  t.match(server.lines.find((line) => String(line['msg']).startsWith('policy file rejected')), { level: 50, msg: /no policy in force: not ready/ });
+  t.same((await call(`https://localhost:${server.port}/readyz`, { ca })).body, { ready: false, checks: { policy: { ok: false }, serving: { ok: true } } });
+  t.match((await call(`https://localhost:${server.metricsPort}/readyz`, { ca })).body, { ready: false, checks: { policy: { ok: false, detail: /no valid policy loaded from bad\.yaml.*"2 cores" is not a Kubernetes quantity/ } } });
+  const review = makeReview(makeRequest(makePod()));
+  t.equal((await call(`https://localhost:${server.port}/validate`, { ca, body: JSON.stringify(review) })).status, 503, 'admission answered 503: the webhook fails open');
+
+  await writeFile(join(cwd, 'bad.yaml'), bad.replace('2 cores', '2'));
+  await waitFor('ready once the file is fixed', async () => (await call(`https://localhost:${server.port}/readyz`, { ca })).status === 200, 15_000);
+  t.equal((await call(`https://localhost:${server.port}/validate`, { ca, body: JSON.stringify(review) })).status, 200, 'and it decides');
+  t.equal(server.child.exitCode, null, 'never exited');
 });
 
 t.test('usage errors exit 2 with help', async (t) => {

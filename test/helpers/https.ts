@@ -5,7 +5,8 @@ import { TLSSocket } from 'node:tls';
 import jsonpatch from 'fast-json-patch';
 import { pino } from 'pino';
 import { generateCertificates, type CertificateSet } from '../../src/certs/generate.ts';
-import { buildApp, type AppDeps } from '../../src/server/app.ts';
+import { buildApp, buildOpsApp, type AppDeps } from '../../src/server/app.ts';
+import { Metrics } from '../../src/server/metrics.ts';
 import { readiness } from '../../src/server/readiness.ts';
 import { EMPTY_CLUSTER } from '../../src/policy/cluster.ts';
 import type { Policy } from '../../src/policy/policy.ts';
@@ -76,6 +77,8 @@ function fixedLookup(address: string): LookupFunction {
 
 export interface RunningServer {
   readonly url: string;
+  /** The operations port: /metrics and detailed /readyz. */
+  readonly opsUrl: string;
   readonly ca: string;
   readonly app: ReturnType<typeof buildApp>;
   /** Swap the policy in force, as a reload does. */
@@ -87,25 +90,34 @@ export interface RunningServer {
 export async function startServer(initial: Policy | undefined, overrides: Partial<AppDeps> = {}): Promise<RunningServer> {
   const certs = await testCertificates();
   let policy = initial;
-  const app = buildApp({
+  const deps: AppDeps = {
     logger: pino({ level: 'silent' }),
     policy: () => policy,
     cluster: () => EMPTY_CLUSTER,
     readiness: () => readiness({ policy: policy ? { ok: true, detail: 'test policy' } : { ok: false, detail: 'no policy' } }),
     tls: { cert: certs.cert, key: certs.key },
+    metrics: new Metrics(),
     ...overrides,
-  });
+  };
+  const app = buildApp(deps);
+  const ops = buildOpsApp({ ...deps, metrics: deps.metrics ?? new Metrics() });
   await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  await ops.listen({ port: 0, host: '127.0.0.1' });
+  const portOf = (server: typeof app.server) => {
+    const address = server.address();
+    return typeof address === 'object' && address !== null ? address.port : 0;
+  };
   return {
-    url: `https://localhost:${port}`,
+    url: `https://localhost:${portOf(app.server)}`,
+    opsUrl: `https://localhost:${portOf(ops.server)}`,
     ca: certs.caCert,
     app,
     setPolicy: (next) => {
       policy = next;
     },
-    close: () => app.close(),
+    close: async () => {
+      await Promise.all([app.close(), ops.close()]);
+    },
   };
 }
 

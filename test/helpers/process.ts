@@ -13,6 +13,8 @@ function isolatedEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 export interface ServerProcess {
   readonly child: ChildProcess;
   readonly port: number;
+  /** The operations port: /metrics and detailed /readyz. */
+  readonly metricsPort: number;
   /** Every JSON log line so far. */
   readonly lines: Record<string, unknown>[];
   readonly stderr: () => string;
@@ -21,7 +23,7 @@ export interface ServerProcess {
 
 /** Starts `podgate serve` as a real process (the Node 24 running the tests), resolving once it listens. */
 export function startProcess(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', ...args], {
+  const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--log-format', 'json', ...args], {
     cwd,
     env: isolatedEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -40,8 +42,8 @@ export function startProcess(args: readonly string[], cwd: string, env: NodeJS.P
         if (part.trim() === '') continue;
         const line = JSON.parse(part) as Record<string, unknown>;
         lines.push(line);
-        if (typeof line['port'] === 'number' && String(line['msg']).startsWith('podgate listening')) {
-          resolve({ child, port: line['port'], lines, stderr: () => stderr, exited });
+        if (typeof line['port'] === 'number' && typeof line['metricsPort'] === 'number' && String(line['msg']).startsWith('podgate listening')) {
+          resolve({ child, port: line['port'], metricsPort: line['metricsPort'], lines, stderr: () => stderr, exited });
         }
       }
     });

@@ -100,7 +100,11 @@ t.test('over HTTPS with certificate verification, as the kube-apiserver calls', 
     t.same((await call(`${server.url}/healthz`, { ca: server.ca })).body, { status: 'ok' });
     const ready = await call(`${server.url}/readyz`, { ca: server.ca });
     t.equal(ready.status, 200);
-    t.same(ready.body, { ready: true, checks: { policy: { ok: true, detail: 'test policy' } } });
+    t.same(ready.body, { ready: true, checks: { policy: { ok: true } } }, 'the webhook port says which checks pass, not their details');
+    const detailed = await call(`${server.opsUrl}/readyz`, { ca: server.ca });
+    t.same(detailed.body, { ready: true, checks: { policy: { ok: true, detail: 'test policy' } } }, 'the operations port gives the details');
+    t.equal((await call(`${server.url}/metrics`, { ca: server.ca })).status, 404, 'no metrics on the webhook port');
+    t.equal((await call(`${server.opsUrl}/metrics`, { ca: server.ca })).status, 200, 'metrics on the operations port');
     const missing = await call(`${server.url}/nope`, { ca: server.ca });
     t.equal(missing.status, 404);
     t.match((missing.body as { error: string }).error, /podgate serves POST \/mutate, POST \/validate/);

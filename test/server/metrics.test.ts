@@ -33,7 +33,7 @@ t.test('GET /metrics: requests by webhook, operation, kind and decision; rules; 
   admissionResponseOf(await send('mutate', JSON.stringify(mutate)), mutate);
   await send('validate', '{nope');
 
-  const res = await call(`${server.url}/metrics`, { ca: server.ca });
+  const res = await call(`${server.opsUrl}/metrics`, { ca: server.ca });
   t.equal(res.status, 200);
   const text = res.text;
   t.equal(value(text, 'podgate_admission_requests_total', { webhook: 'validate', operation: 'CREATE', kind: 'Pod', decision: 'denied' }), 3);
