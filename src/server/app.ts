@@ -36,6 +36,20 @@ export const DEFAULT_MAX_INFLIGHT_BYTES = 16 * 1024 * 1024;
 export const REQUEST_TIMEOUT_MS = 10_000;
 /** A TLS handshake not finished within this (ms) is dropped (Node's default is 120 s). */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/**
+ * TLS and HTTP deadlines, given when the server is constructed: Node reads
+ * headersTimeout and connectionsCheckingInterval only then (Fastify sets
+ * requestTimeout afterwards, which alone left a trickled body open for 60 s, the
+ * default headersTimeout, checked every 30 s).
+ */
+const SERVER_TIMEOUTS = {
+  minVersion: 'TLSv1.2',
+  handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+  requestTimeout: REQUEST_TIMEOUT_MS,
+  headersTimeout: REQUEST_TIMEOUT_MS,
+  connectionsCheckingInterval: 1000,
+} as const;
+
 /** Open connections at most; an idle TLS connection holds ~40 KiB. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 
@@ -83,8 +97,7 @@ export function buildApp(deps: AppDeps) {
   // warnings about misuse of its API.
   const app = Fastify({
     bodyLimit,
-    // connectionsCheckingInterval: how often Node enforces requestTimeout (its default, 30 s, let a trickled body live 40 s).
-    ...(deps.tls ? { https: { ...deps.tls, minVersion: 'TLSv1.2' as const, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, connectionsCheckingInterval: 1000 } } : {}),
+    ...(deps.tls ? { https: { ...deps.tls, ...SERVER_TIMEOUTS } } : {}),
     // The API server keeps connections open between calls; outlive its idle timeout (90 s) so it closes them, not us.
     keepAliveTimeout: 120_000,
     requestTimeout: REQUEST_TIMEOUT_MS,
@@ -199,7 +212,7 @@ export function buildApp(deps: AppDeps) {
  */
 export function buildOpsApp(deps: Pick<AppDeps, 'readiness' | 'tls'> & { readonly metrics: Metrics; readonly logger: Logger }) {
   const app = Fastify({
-    ...(deps.tls ? { https: { ...deps.tls, minVersion: 'TLSv1.2' as const, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, connectionsCheckingInterval: 1000 } } : {}),
+    ...(deps.tls ? { https: { ...deps.tls, ...SERVER_TIMEOUTS } } : {}),
     requestTimeout: REQUEST_TIMEOUT_MS,
     forceCloseConnections: 'idle',
   });
@@ -279,16 +292,19 @@ function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: Fa
 }
 
 /**
- * A decision that did something (denied, warned, patched, a rule failed or
- * errored) is logged at info; an admission with nothing to report only at debug
+ * A decision in which a rule threw is logged at error; one that did something
+ * (denied, warned, patched, a rule failed) at info; an admission with nothing to report only at debug
  * (LOG_LEVEL=debug). Every pod of the cluster goes through podgate, the API
  * server's audit log already records each request, and the metrics count them;
  * writing the uneventful ones too cost about 15% of podgate's throughput (npm run bench).
  */
-function decisionLogLevel(decision: Decision): 'info' | 'debug' {
-  if (!decision.allowed || decision.warnings.length > 0 || decision.patch.length > 0) return 'info';
-  for (const report of decision.reports) if (report.status !== 'pass') return 'info';
-  return 'debug';
+function decisionLogLevel(decision: Decision): 'error' | 'info' | 'debug' {
+  let level: 'info' | 'debug' = !decision.allowed || decision.warnings.length > 0 || decision.patch.length > 0 ? 'info' : 'debug';
+  for (const report of decision.reports) {
+    if (report.status === 'error') return 'error'; // a rule that threw is a fault in podgate or its policy: someone must look
+    if (report.status !== 'pass') level = 'info';
+  }
+  return level;
 }
 
 /** The log line of a decision: who asked for what and what podgate said. Never the object itself (env vars carry secrets). */

@@ -177,3 +177,14 @@ t.test("a fault inside podgate answers 500 without details and is logged at erro
   t.equal(lines.length, 2);
   t.match(lines[0], { level: 50, service: 'podgate', url: '/validate', msg: 'request failed', err: { message: 'the policy store broke' } });
 });
+
+t.test('a rule that throws is logged at error; an uneventful admission at debug', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>); } });
+  const throwing = fakePolicy({ rules: [{ name: 'broken', kind: 'alwaysThrows', failurePolicy: 'ignore', match: { namespaces: ['broken'] } }] });
+  const app = buildApp({ logger, policy: () => throwing, cluster: () => EMPTY_CLUSTER, readiness: () => ({ ready: true, checks: {} }) });
+  t.teardown(() => app.close());
+  await app.inject({ method: 'POST', url: '/validate', payload: makeReview(makeRequest(makePod({ name: 'p', namespace: 'broken' }))) });
+  await app.inject({ method: 'POST', url: '/validate', payload: makeReview(makeRequest(makePod({ name: 'q', namespace: 'quiet' }))) });
+  t.match(lines, [{ level: 50, name: 'p', allowed: true, rules: [{ rule: 'broken', status: 'error' }] }, { level: 20, name: 'q', allowed: true, rules: [] }]);
+});
