@@ -7,7 +7,6 @@ import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import { ensureDevCertificates } from '../src/certs/files.ts';
 import { generateCertificates } from '../src/certs/generate.ts';
 import { decide } from '../src/admission/decide.ts';
@@ -21,6 +20,7 @@ import { FakeApiServer } from '../test/helpers/fake-apiserver.ts';
 import { makePod, makeRequest, makeReview } from '../test/helpers/builders.ts';
 import { kpoLabels, makeKpoPod } from '../test/helpers/kpo.ts';
 import { call } from '../test/helpers/https.ts';
+import { deployedNodeFlags } from './flags.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? '4');
@@ -47,12 +47,6 @@ function rss(pid: number | undefined, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): numbe
 }
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 
-/** The V8 flags the Deployment runs podgate with: the bench measures podgate as deployed (and the baseline alike). */
-function deployedNodeFlags(): string[] {
-  const deployment = parse(readFileSync(join(ROOT, 'manifests/base/deployment.yaml'), 'utf8')) as { spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } } };
-  const value = deployment.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
-  return value.split(/\s+/).filter(Boolean);
-}
 const CORES = readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? 1;
 const NODE_FLAGS = process.env['BENCH_NODE_FLAGS']?.split(/\s+/).filter(Boolean) ?? deployedNodeFlags();
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
@@ -64,7 +58,7 @@ let logs = 0;
  * synchronous log writes would then stall on it (as they should on a stuck
  * collector; that is not what this measures).
  */
-async function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number }> {
+async function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<Server> {
   const base: NodeJS.ProcessEnv = { ...process.env, KUBECONFIG: '/nonexistent' };
   delete base['KUBERNETES_SERVICE_HOST'];
   logs += 1;
@@ -75,14 +69,15 @@ async function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {})
   const deadline = Date.now() + 60_000;
   for (;;) {
     const match = ready.exec(readFileSync(logPath, 'utf8'));
-    if (match) return { child, port: Number(match[1]) };
+    // podgate's line names its operations port (metrics) too; the baseline has one port.
+    if (match) return { child, port: Number(match[1]), metricsPort: Number(match[2] ?? match[1]) };
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`not ready: ${readFileSync(logPath, 'utf8').slice(-500)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
 interface LoadFigures { rps: number; total: number; p50: number; p99: number; errors: number; timeouts?: number; non2xx?: number; cpuUsPerRequest?: number }
-interface Server { child: ChildProcess; port: number }
+interface Server { child: ChildProcess; port: number; metricsPort: number }
 
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 /** CPU time (user + system) the process has used, in microseconds, from /proc/<pid>/stat. */
@@ -172,7 +167,7 @@ for (let i = 0; i < PODS; i += 1) {
 }
 
 const serveArgs = (extra: string[]) => [join(ROOT, 'dist/cli/main.js'), 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--log-format', 'json', '--tls-cert', join(work, 'certs/tls.crt'), '--tls-key', join(work, 'certs/tls.key'), ...extra];
-const listening = /"port":(\d+)[^\n]*podgate listening/;
+const listening = /"port":(\d+),"metricsPort":(\d+)[^\n]*podgate listening/;
 const startBaseline = () => start([join(ROOT, 'bench/baseline.ts'), join(work, 'certs/tls.crt'), join(work, 'certs/tls.key')], /listening (\d+)/);
 const baseline = await startBaseline();
 const empty = await start(serveArgs([]), listening, emptyCluster.env);
@@ -219,9 +214,9 @@ const p99: Record<'baseline' | 'empty' | 'cluster', number[]> = { baseline: [], 
 const serverMeanUs: Record<'empty' | 'cluster', number[]> = { empty: [], cluster: [] };
 /** A paced run against one server, with the mean decision latency podgate itself measured meanwhile. */
 async function pacedWithServerMean(server: Server): Promise<{ figures: LoadFigures; meanUs: number }> {
-  const before = await serverLatency(server.port, ca);
+  const before = await serverLatency(server.metricsPort, ca);
   const figures = paced(server, '/validate', 'kpo.json', 1000);
-  const after = await serverLatency(server.port, ca);
+  const after = await serverLatency(server.metricsPort, ca);
   return { figures, meanUs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1e6 };
 }
 /** A server of its own for one round: started, warmed up, and stopped after the round. */
@@ -327,4 +322,8 @@ say(`decide() with the collision rule, finding the task instance's one pod: ${(m
 const peak = rss(cluster.child.pid, 'VmHWM');
 say(`memory: ${PODS} KPO pods + ${NODES} nodes cached: RSS ${mib(rssCluster)} after sync, peak ${mib(peak)} = ${mb(peak)} over every run above (target < 200 MB); the caches cost ${mib(rssCluster - rssEmpty)}`);
 await Promise.all([emptyCluster.api.close(), fullCluster.api.close()]);
+
+// --- worst cases: the slowest reviews per rule kind, memory under concurrent maximum-size bodies, bytes per cached pod ---
+say('');
+execFileSync(process.execPath, ['--expose-gc', join(ROOT, 'bench/worst.ts')], { stdio: 'inherit', env: { ...process.env, BENCH_NODE_FLAGS: NODE_FLAGS.join(' ') } });
 process.exit(0);

@@ -39,7 +39,11 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
   let input = { request, object, cluster };
 
   const kind = groupKind(request.kind);
-  for (const { rule, evaluate, kinds, operations } of policy.steps[phase]) {
+  const steps = policy.steps[phase];
+  for (let index = 0; index < steps.length; index += 1) {
+    const step = steps[index];
+    if (step === undefined) break;
+    const { rule, evaluate, kinds, operations } = step;
     if (!kinds.has(kind) || !operations.has(request.operation)) continue;
     if (!rule.match(matchInput) || rule.exclude?.(matchInput)) continue;
 
@@ -48,7 +52,9 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
     try {
       result = evaluate(input);
       rulePatch = patchToApply(phase, rule, result);
-      if (rulePatch.length > 0) {
+      // Applied so the next rule sees it; after the last step nobody reads the object, and copying a
+      // hostile pod's 100,000-label map on the path of the patch cost more than everything else together.
+      if (rulePatch.length > 0 && index < steps.length - 1) {
         object = applyPatchCopying(object, rulePatch);
         input = { request, object, cluster };
       }

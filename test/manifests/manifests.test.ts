@@ -10,6 +10,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { PriorityClass } from 'kubernetes-models/scheduling.k8s.io/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { MutatingWebhookConfiguration, ValidatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { parseServeArgs } from '../../src/cli/serve.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
@@ -210,4 +211,27 @@ t.test('the overlays reference what exists', async (t) => {
   const serving = parseAllDocuments(certManager).map((d) => d.toJS() as Certificate).find((o) => o.metadata.name === 'podgate-serving');
   t.equal(serving?.spec.secretName, 'podgate-tls', 'cert-manager writes the Secret the Deployment mounts');
   t.same(serving?.spec.dnsNames, ['podgate', 'podgate.podgate', 'podgate.podgate.svc', 'podgate.podgate.svc.cluster.local']);
+});
+
+t.test('the operations port: served by podgate, named by the Service, scraped by the ServiceMonitor, closed to all but monitoring', async (t) => {
+  const service = typed(Service, 'Service');
+  const container = typed(Deployment, 'Deployment').spec?.template.spec?.containers[0];
+  const args = parseServeArgs((container?.args ?? []).slice(1), {});
+  if (args === 'help' || container === undefined) throw new Error('no container');
+  const metricsPort = service.spec?.ports?.find((p) => p.name === 'metrics');
+  t.equal(container.ports?.find((p) => p.name === metricsPort?.targetPort)?.containerPort, args.metricsPort, "the Service's metrics port reaches podgate's --metrics-port");
+  const monitor = parse(await readFile(join(ROOT, 'manifests/components/monitoring/servicemonitor.yaml'), 'utf8')) as { spec: { endpoints: { port: string }[] } };
+  t.equal(monitor.spec.endpoints[0]?.port, metricsPort?.name, 'the ServiceMonitor scrapes that port by name');
+
+  const policy = parse(await readFile(join(ROOT, 'manifests/components/network-policy/networkpolicy.yaml'), 'utf8')) as Json;
+  const model = new NetworkPolicy(policy);
+  model.validate();
+  t.same(model.spec?.podSelector?.matchLabels, typed(Deployment, 'Deployment').spec?.template.metadata?.labels, 'it selects the podgate pods');
+  const ingress = model.spec?.ingress ?? [];
+  const openToAll = ingress.filter((rule) => rule.from === undefined).flatMap((rule) => rule.ports?.map((p) => p.port) ?? []);
+  t.same(openToAll, [args.port], 'only the webhook port is open to every source (the API server)');
+  const monitoring = ingress.find((rule) => rule.from !== undefined);
+  t.same(monitoring?.ports?.map((p) => p.port), [args.metricsPort], 'the operations port only from the monitoring namespace');
+  const kustomization = parse(await readFile(join(ROOT, 'manifests/components/network-policy/kustomization.yaml'), 'utf8')) as { kind: string; resources: string[] };
+  t.same([kustomization.kind, kustomization.resources], ['Component', ['networkpolicy.yaml']]);
 });

@@ -23,5 +23,5 @@ t.test('the alerts query metrics podgate really exports', async (t) => {
     }
   }
   const monitor = parse(await readFile(new URL('../../manifests/components/monitoring/servicemonitor.yaml', import.meta.url), 'utf8')) as { spec: { endpoints: { port: string; path: string; tlsConfig: { ca: { secret: { name: string; key: string } } } }[] } };
-  t.match(monitor.spec.endpoints[0], { port: 'https', path: '/metrics', tlsConfig: { ca: { secret: { name: 'podgate-tls', key: 'ca.crt' } } } });
+  t.match(monitor.spec.endpoints[0], { port: 'metrics', path: '/metrics', tlsConfig: { ca: { secret: { name: 'podgate-tls', key: 'ca.crt' } } } });
 });

@@ -26,23 +26,41 @@ type Config = Static<typeof schema>;
 
 const UNSELECTED: ReadonlySet<string> = new Set(KPO_UNSELECTED_LABELS);
 
-/** The labels of the selector KPO will look this pod up by (equality part). */
-function lookupLabels(airflow: Airflow, labels: ReadonlyMap<string, string>, injected: ReadonlySet<string>): [string, string][] {
-  const selector: [string, string][] = [];
-  for (const [key, value] of labels) if (!UNSELECTED.has(key) && !injected.has(key) && key !== airflow.injectedKey) selector.push([key, value]);
-  return selector;
+/**
+ * The selector KPO will look this pod up by (its equality part): the pod's labels but
+ * those KPO leaves out of it and those podgate added. Read through the pod's own label
+ * map, not copied: a pod may carry 50,000 labels, and a cached pod at most a few dozen.
+ */
+interface Lookup {
+  readonly size: number;
+  readonly get: (key: string) => string | undefined;
 }
 
-function matchesLookup(pod: KpoPod, selector: readonly [string, string][]): boolean {
+function lookupOf(airflow: Airflow, labels: ReadonlyMap<string, string>, injected: ReadonlySet<string>): Lookup {
+  const selected = (key: string) => !UNSELECTED.has(key) && !injected.has(key) && key !== airflow.injectedKey;
+  let size = 0;
+  for (const key of labels.keys()) if (selected(key)) size += 1;
+  return { size, get: (key) => (selected(key) ? labels.get(key) : undefined) };
+}
+
+/**
+ * Whether the lookup finds `pod`: every selector label on it with the same value. Costs
+ * the cached pod's label count, never the new pod's: a complete cached pod with fewer
+ * labels than the selector cannot hold them all; otherwise each of its labels is
+ * compared, and a partial one (the cache cut its labels short) matches unless one of
+ * the labels it kept contradicts the selector.
+ */
+function matchesLookup(pod: KpoPod, lookup: Lookup): boolean {
   if (pod.labels.get('already_checked') === 'True' || pod.labels.has('airflow-worker')) return false;
-  for (const [key, value] of selector) {
-    const found = pod.labels.get(key);
-    if (found === value) continue;
-    // The cache kept only some of this pod's many labels: the one looked for may be there, so count it as there.
-    if (found === undefined && pod.partialLabels === true) continue;
-    return false;
+  if (pod.partialLabels !== true && lookup.size > pod.labels.size) return false;
+  let matched = 0;
+  for (const [key, value] of pod.labels) {
+    const wanted = lookup.get(key);
+    if (wanted === undefined) continue;
+    if (wanted !== value) return false;
+    matched += 1;
   }
-  return true;
+  return pod.partialLabels === true || matched === lookup.size;
 }
 
 /** At most three pods by name, then how many more: the message does not grow with the cluster. */
@@ -75,11 +93,11 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
 
   const sameTask = cluster.kpoPods.withIdentity(identity);
   if (sameTask.length === 0) return pass(); // the common case: no other pod of this task instance
-  const selector = lookupLabels(airflow, labels, injectedKeys(airflow, object));
+  const lookup = lookupOf(airflow, labels, injectedKeys(airflow, object));
   const name = stringAt(object, 'metadata', 'name');
   const clashes = sameTask.filter((pod) => {
     const owner = pod.labels.get(airflow.environmentKey);
-    return pod.name !== name && owner !== undefined && owner !== environment && matchesLookup(pod, selector);
+    return pod.name !== name && owner !== undefined && owner !== environment && matchesLookup(pod, lookup);
   });
   const [first] = clashes;
   if (first === undefined) return pass();
