@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Problem } from '../config/ajv.ts';
 import { stringAt } from '../admission/json.ts';
 import type { UserInfo } from '../admission/review.ts';
-import { globMatcher, type NameMatcher } from './glob.ts';
+import { globMatcher } from './glob.ts';
 import { compileLabelSelector, isDnsSubdomain, labelSelectorProblems, labelValueProblem, labelSelectorQuery, LabelSelectorSchema, type LabelPredicate } from './selector.ts';
 
 /**
@@ -23,7 +23,7 @@ const EnvironmentSchema = Type.Object(
     serviceAccountNamespaces: Globs('Namespaces (globs) of the service accounts that create its pods.'),
     extra: Type.Optional(
       Type.Record(Type.String(), Type.Array(Type.String({ minLength: 1 })), {
-        description: 'userInfo.extra keys to value globs: EKS and MWAA identities carry the IAM role ARN under arn.',
+        description: 'userInfo.extra keys (matched case-insensitively) to value globs: EKS and MWAA identities carry the IAM role ARN under arn.',
       }),
     ),
   },
@@ -94,9 +94,15 @@ function identityMatcher(environment: Static<typeof EnvironmentSchema>): (caller
   const username = globMatcher(environment.usernames ?? []);
   const group = globMatcher(environment.groups ?? []);
   const namespaceListed = globMatcher(environment.serviceAccountNamespaces ?? []);
-  const extra: [string, NameMatcher][] = Object.entries(environment.extra ?? {}).map(([key, values]) => [key, globMatcher(values)]);
+  // userInfo.extra keys are matched case-insensitively: the API server lower-cases them when they come through
+  // impersonation (Impersonate-Extra-<key> is an HTTP header), so `canonicalArn` arrives as `canonicalarn`.
+  const extra = new Map(Object.entries(environment.extra ?? {}).map(([key, values]) => [key.toLowerCase(), globMatcher(values)]));
   const extraMatches = (user: UserInfo): boolean => {
-    for (const [key, matches] of extra) if (user.extra && Object.hasOwn(user.extra, key) && (user.extra[key] ?? []).some(matches)) return true;
+    if (extra.size === 0 || user.extra === undefined) return false;
+    for (const [key, values] of Object.entries(user.extra)) {
+      const matches = extra.get(key.toLowerCase());
+      if (matches !== undefined && values.some(matches)) return true;
+    }
     return false;
   };
   return ({ user, name, serviceAccountNamespace: namespace }) =>

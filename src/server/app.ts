@@ -107,6 +107,11 @@ export function buildApp(deps: AppDeps) {
   app.decorateRequest('inflightBytes', 0);
 
   const metrics = deps.metrics ?? new Metrics();
+  const inflight = new InflightBytes(deps.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES);
+  app.addHook('onClose', (_instance, done) => {
+    inflight.stop();
+    done();
+  });
   // The API server always sends JSON, but curl -d sends form encoding: read every body as JSON, with a clear error.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_request, body, done) => {
@@ -118,6 +123,7 @@ export function buildApp(deps: AppDeps) {
   });
 
   app.setErrorHandler((error: { statusCode?: number; message?: string; code?: string }, request, reply) => {
+    inflight.release(request); // a body that could not be read or parsed is done with
     const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
     if (statusCode >= 500) {
       deps.logger.error({ err: error, url: request.url }, 'request failed');
@@ -155,14 +161,12 @@ export function buildApp(deps: AppDeps) {
           .send({ error: `podgate is overloaded (its event loop runs ${lag.ms.toFixed(0)} ms late); retry, or the webhook's failurePolicy applies` });
       });
     }
-    const inflight = new InflightBytes(deps.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES);
     // onRequest too: a body that would take podgate past its budget is refused before a byte of it is read.
     admission.addHook('onRequest', (request, reply, done) => {
       // Without a Content-Length (chunked), the body may be as large as the limit: count it so.
       const length = Number(request.headers['content-length'] ?? bodyLimit);
       const size = Number.isFinite(length) && length >= 0 ? Math.min(length, bodyLimit) : bodyLimit;
-      if (inflight.reserve(size)) {
-        request.inflightBytes = size;
+      if (inflight.reserve(request, size)) {
         done();
         return;
       }
@@ -173,23 +177,15 @@ export function buildApp(deps: AppDeps) {
         .header('connection', 'close')
         .send({ error: `podgate is already reading or judging ${inflight.bytes} bytes of reviews (its budget is ${inflight.limit}); retry, or the webhook's failurePolicy applies` });
     });
-    // Given back once the answer is sent, or the client gave up; whichever comes first.
-    const release = (request: FastifyRequest): void => {
-      inflight.release(request.inflightBytes);
-      request.inflightBytes = 0;
-    };
-    admission.addHook('onResponse', (request, _reply, done) => {
-      release(request);
-      done();
-    });
-    admission.addHook('onRequestAbort', (request, done) => {
-      release(request);
-      done();
-    });
     // The handler answers through reply.send and returns nothing: a returned reply is a thenable,
     // which Fastify would then wait on with a promise and 'finish' listeners, for every review.
+    // Once it has answered, the body is judged and done with: its bytes go back to the budget.
     const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply): void => {
-      handleReview(deps, metrics, phase, request, reply);
+      try {
+        handleReview(deps, metrics, phase, request, reply);
+      } finally {
+        inflight.release(request);
+      }
     };
     admission.post('/mutate', admit('mutate'));
     admission.post('/validate', admit('validate'));
@@ -237,28 +233,51 @@ function readinessSummary(state: Readiness): { ready: boolean; checks: Record<st
   return { ready: state.ready, checks };
 }
 
-/** Bytes of admission bodies in flight, against a budget. */
+/**
+ * Bytes of admission bodies in flight, against a budget. A request gives its bytes back
+ * when the handler or the error handler is done with it; one whose client went away
+ * mid-body (or was cut at the request deadline) reaches neither, and is found by a
+ * sweep every second of the requests still holding bytes. A sweep rather than a
+ * 'close' listener per request: listeners on every review cost podgate measurable
+ * throughput (see the note on Fastify's logger above).
+ */
 class InflightBytes {
   readonly limit: number;
   #bytes = 0;
+  readonly #holding = new Set<FastifyRequest>();
+  readonly #sweep: NodeJS.Timeout;
 
   constructor(limit: number) {
     this.limit = limit;
+    this.#sweep = setInterval(() => {
+      for (const request of this.#holding) if (request.raw.destroyed) this.release(request);
+    }, 1000);
+    this.#sweep.unref();
   }
 
   get bytes(): number {
     return this.#bytes;
   }
 
-  /** Takes `size` bytes of the budget, or refuses. One body alone may always take the whole budget, so no size is refused forever. */
-  reserve(size: number): boolean {
+  /** Takes `size` bytes of the budget for `request`, or refuses. One body alone may always take the whole budget, so no size is refused forever. */
+  reserve(request: FastifyRequest, size: number): boolean {
     if (this.#bytes > 0 && this.#bytes + size > this.limit) return false;
     this.#bytes += size;
+    request.inflightBytes = size;
+    this.#holding.add(request);
     return true;
   }
 
-  release(size: number): void {
-    this.#bytes -= size;
+  /** Gives back what `request` holds, if anything (safe to call more than once). */
+  release(request: FastifyRequest): void {
+    if (request.inflightBytes === 0) return;
+    this.#bytes -= request.inflightBytes;
+    request.inflightBytes = 0;
+    this.#holding.delete(request);
+  }
+
+  stop(): void {
+    clearInterval(this.#sweep);
   }
 }
 

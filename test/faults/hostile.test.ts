@@ -81,6 +81,20 @@ t.test('forty concurrent near-limit reviews: bodies past the in-flight budget ar
   t.ok(peak < MEMORY_LIMIT, `peak RSS ${Math.round(peak / 1048576)} MiB under the 256 MiB limit`);
 });
 
+t.test('a client that gives up mid-body gives its share of the in-flight budget back', async (t) => {
+  const { ca, server, url } = await started(t, ['--max-inflight-bytes', '1000000']);
+  const review = JSON.stringify(makeReview(makeRequest(makePod())));
+  const quitter = tlsConnect({ host: '127.0.0.1', port: server.port, ca, servername: 'localhost' });
+  quitter.on('error', () => undefined);
+  await new Promise<void>((resolve) => quitter.once('secureConnect', () => { resolve(); }));
+  // It announces the whole budget, sends a little, and goes away.
+  quitter.write('POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"apiVersion":');
+  await waitFor('the budget taken', async () => (await call(`${url}/validate`, { ca, body: review })).status === 503);
+  quitter.destroy();
+  await waitFor('the budget given back', async () => (await call(`${url}/validate`, { ca, body: review })).status === 200, 10_000);
+  t.pass('reviews are decided again once the quitter is gone');
+});
+
 t.test('slow clients are cut: a trickled body within the request deadline, a silent TLS handshake within the handshake deadline', async (t) => {
   const { ca, server } = await started(t);
   const closedWithin = (socket: { once(event: 'close', listener: () => void): unknown }, startedAt: number) =>

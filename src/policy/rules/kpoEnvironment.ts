@@ -63,20 +63,8 @@ function mutate(config: Config, airflow: Airflow, { request, object }: RuleInput
   }
 
   const claimed = labels.get(airflow.environmentKey);
-  if (claimed !== undefined && claimed !== environment) {
-    return fail(
-      [`label ${airflow.environmentKey}="${claimed}" names environment ${claimed}, but its creator ${user} is environment ${environment}`],
-      `A DAG copied from another environment keeps that environment's labels; set ${airflow.environmentKey} to "${environment}" in the operator's labels, or remove it.`,
-      { tags: { environment, owner: claimed, operation: 'CREATE' } },
-    );
-  }
-  const claimedCluster = labels.get(airflow.clusterIdKey);
-  if (claimedCluster !== undefined && claimedCluster !== airflow.clusterId) {
-    return fail(
-      [`label ${airflow.clusterIdKey}="${claimedCluster}" names another cluster; this is cluster ${airflow.clusterId}`],
-      `Set ${airflow.clusterIdKey} to "${airflow.clusterId}" in the operator's labels, or remove it and let podgate set it.`,
-    );
-  }
+  const wrongClaim = claimCheck(airflow, labels, environment, user);
+  if (wrongClaim !== undefined) return wrongClaim;
 
   const add = labelsToAdd(airflow, labels, environment);
   const patch = labelPatch(airflow, object, add);
@@ -91,6 +79,39 @@ function mutate(config: Config, airflow: Airflow, { request, object }: RuleInput
   );
 }
 
+/**
+ * The labels a pod's creator cannot claim: another environment than its own, another
+ * cluster. Checked by both webhooks: when the mutating call fails open (a restart, a
+ * timeout), the validating one still refuses the claim.
+ */
+function claimCheck(airflow: Airflow, labels: ReadonlyMap<string, string>, environment: string, user: string): RuleResult | undefined {
+  const claimed = labels.get(airflow.environmentKey);
+  if (claimed !== undefined && claimed !== environment) {
+    return fail(
+      [`label ${airflow.environmentKey}="${claimed}" names environment ${claimed}, but its creator ${user} is environment ${environment}`],
+      `A DAG copied from another environment keeps that environment's labels; set ${airflow.environmentKey} to "${environment}" in the operator's labels, or remove it.`,
+      { tags: { environment, owner: claimed, operation: 'CREATE' } },
+    );
+  }
+  const claimedCluster = labels.get(airflow.clusterIdKey);
+  if (claimedCluster !== undefined && claimedCluster !== airflow.clusterId) {
+    return fail(
+      [`label ${airflow.clusterIdKey}="${claimedCluster}" names another cluster; this is cluster ${airflow.clusterId}`],
+      `Set ${airflow.clusterIdKey} to "${airflow.clusterId}" in the operator's labels, or remove it and let podgate set it.`,
+    );
+  }
+  return undefined;
+}
+
+/** The validating webhook's half: the claims alone (labelling and the scoping report are the mutating webhook's). */
+function validateClaims(airflow: Airflow, { request, object }: RuleInput): RuleResult {
+  const labels = stringMapAt(object, 'metadata', 'labels');
+  if (!airflow.isKpoPod(labels)) return skip();
+  const environment = airflow.environmentOf(request.userInfo);
+  if (environment === undefined) return skip();
+  return claimCheck(airflow, labels, environment, request.userInfo.username ?? '(no username)') ?? pass();
+}
+
 export const kpoEnvironment = defineRuleKind({
   kind: 'kpoEnvironment',
   schema,
@@ -99,6 +120,6 @@ export const kpoEnvironment = defineRuleKind({
     const labelProblem = config.unknownCreatorLabel === undefined ? undefined : labelValueProblem(config.unknownCreatorLabel, ['unknownCreatorLabel']);
     if (labelProblem) return { problems: [labelProblem] };
     // The engine calls it for Pod CREATEs only (kinds, operations): no second check in mutate().
-    return { kinds: ['Pod'], operations: ['CREATE'], mutate: (input) => mutate(config, airflow, input) };
+    return { kinds: ['Pod'], operations: ['CREATE'], mutate: (input) => mutate(config, airflow, input), validate: (input) => validateClaims(airflow, input) };
   },
 });

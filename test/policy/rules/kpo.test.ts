@@ -202,3 +202,58 @@ t.test('policy problems in the airflow section and rules without it', async (t) 
   t.same(orphan, { ok: false, problems: [{ path: ['rules', 0, 'kind'], message: 'kpoEnvironment needs the airflow section at the top of the policy (clusterId and environments)' }] });
 });
 
+
+t.test('the validating webhook re-checks the environment claim: a mutating call that failed open lets no wrong label in', async (t) => {
+  const p = policy([labelRule()]);
+  const claimsProduction = makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'production' } });
+  const validated = decide('validate', makeRequest(claimsProduction, ALPHA), p, EMPTY_CLUSTER);
+  t.equal(
+    validated.denial?.message,
+    'Pod airflow/export-action-log-4devg7t1: label podgate.io/environment="production" names environment production, but its creator system:serviceaccount:airflow-alpha:airflow-worker is environment alpha (rule environment-labels). A DAG copied from another environment keeps that environment\'s labels; set podgate.io/environment to "alpha" in the operator\'s labels, or remove it.',
+  );
+  const ownLabel = makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'alpha' } });
+  t.same([decide('validate', makeRequest(ownLabel, ALPHA), p, EMPTY_CLUSTER).allowed, decide('validate', makeRequest(ownLabel, ALPHA), p, EMPTY_CLUSTER).warnings], [true, []], 'its own label passes, without repeating the mutating warnings');
+  const otherCluster = makeKpoPod({ operatorLabels: { 'podgate.io/cluster-id': 'elsewhere' } });
+  t.match(decide('validate', makeRequest(otherCluster, ALPHA), p, EMPTY_CLUSTER).denial?.message, /label podgate\.io\/cluster-id="elsewhere" names another cluster/);
+});
+
+t.test('userInfo.extra keys match case-insensitively (impersonation lower-cases them)', async (t) => {
+  const impersonated = { username: 'platform-engineer', groups: ['system:authenticated'], extra: { canonicalarn: ['arn:aws:iam::111122223333:role/mwaa-prod-execution'] } };
+  const { patched } = admit(makeKpoPod(), impersonated, [labelRule()]);
+  t.equal(labelsOf(patched)?.['podgate.io/environment'], 'production');
+});
+
+t.test('kpoOwnership: no sequence of updates moves a pod out of its environment', async (t) => {
+  const p = policy([ownershipRule]);
+  const alphaPod = makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'alpha' } });
+  const withLabels = (pod: Json, change: (labels: Record<string, string>) => void): Json => {
+    const copy = structuredClone(pod);
+    change(labelsOf(copy) ?? {});
+    return copy;
+  };
+  const hidden = withLabels(alphaPod, (l) => { l['airflow-worker'] = '1'; });
+  const noKpoLabel = withLabels(alphaPod, (l) => { delete l['kubernetes_pod_operator']; });
+  const update = (oldObject: Json, object: Json, who: typeof ALPHA) => decide('validate', makeRequest(object, { ...who, operation: 'UPDATE', oldObject }), p, EMPTY_CLUSTER);
+  const relabel = (pod: Json) => withLabels(pod, (l) => { l['podgate.io/environment'] = 'production'; });
+  const nobody = { username: 'system:serviceaccount:team-x:default', groups: ['system:serviceaccounts'] };
+
+  const cases: [string, Json, Json, typeof ALPHA, RegExp | undefined][] = [
+    ['alpha hides its own pod (adds airflow-worker)', alphaPod, hidden, ALPHA, undefined],
+    ['then relabels the hidden pod to production', hidden, relabel(hidden), ALPHA, /the update changes its label podgate\.io\/environment from "alpha" to "production"/],
+    ['alpha drops kubernetes_pod_operator from its pod', alphaPod, noKpoLabel, ALPHA, undefined],
+    ['then relabels that pod', noKpoLabel, relabel(noKpoLabel), ALPHA, /changes its label podgate\.io\/environment from "alpha" to "production"/],
+    ['production un-hides alpha\'s hidden pod', hidden, alphaPod, PRODUCTION, /it belongs to environment alpha, and mwaa-service \(environment production\) may not modify it/],
+    ['an identity of no environment changes the lookup labels of alpha\'s pod', alphaPod, withLabels(alphaPod, (l) => { l['run_id'] = 'manual__x'; }), nobody, /the update changes its labels \(run_id\), and system:serviceaccount:team-x:default is of no environment/],
+    ['an identity of no environment sets already_checked on alpha\'s pod', alphaPod, withLabels(alphaPod, (l) => { l['already_checked'] = 'True'; }), nobody, /changes its labels \(already_checked\)/],
+    ['an identity of no environment hides alpha\'s pod', alphaPod, hidden, nobody, /changes its labels \(airflow-worker\)/],
+    ['an identity of no environment changes something else', alphaPod, { ...structuredClone(alphaPod), spec: { activeDeadlineSeconds: 5 } }, nobody, undefined],
+    ['alpha labels a pod that is not a KPO pod as production', makeKpoPod({ operatorLabels: { 'airflow-worker': '1' } }), relabel(makeKpoPod({ operatorLabels: { 'airflow-worker': '1' } })), ALPHA, /the update sets its label podgate\.io\/environment to "production"/],
+  ];
+  for (const [name, before, after, who, expected] of cases) {
+    const decision = update(before, after, who);
+    if (expected === undefined) t.equal(decision.allowed, true, name);
+    else t.match(decision.denial?.message, expected, name);
+  }
+  const admin = { username: 'kubernetes-admin', groups: ['system:masters'] };
+  t.equal(update(hidden, relabel(hidden), admin).allowed, true, 'exempt identities may');
+});
