@@ -187,16 +187,17 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
 
   const certificate = await serverCertificate(options, log);
   let shuttingDown = false;
+  const currentReadiness = () =>
+    readiness({
+      policy: policyCheck(store.status),
+      ...watches.checks(),
+      serving: shuttingDown ? { ok: false, detail: 'shutting down' } : { ok: true, detail: 'accepting requests' },
+    });
   const app = buildApp({
     logger: log,
     policy: () => store.current,
     cluster: () => watches.state,
-    readiness: () =>
-      readiness({
-        policy: policyCheck(store.status),
-        ...watches.checks(),
-        serving: shuttingDown ? { ok: false, detail: 'shutting down' } : { ok: true, detail: 'accepting requests' },
-      }),
+    readiness: currentReadiness,
     tls: certificate.material,
     bodyLimit: options.bodyLimit,
     metrics,
@@ -204,7 +205,7 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
     maxInflightBytes: options.maxInflightBytes,
     maxConnections: options.maxConnections,
   });
-  const ops = buildOpsApp({ logger: log, metrics, readiness: () => readiness({ policy: policyCheck(store.status), ...watches.checks() }), tls: certificate.material });
+  const ops = buildOpsApp({ logger: log, metrics, readiness: currentReadiness, tls: certificate.material });
   await app.listen({ port: options.port, host: options.host });
   await ops.listen({ port: options.metricsPort, host: options.host });
   if (!(app.server instanceof TlsServer) || !(ops.server instanceof TlsServer)) throw new Error('podgate serves HTTPS only, but the server is not a TLS server');

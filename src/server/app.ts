@@ -12,7 +12,6 @@ import type { Policy } from '../policy/policy.ts';
 import type { Phase } from '../policy/rule.ts';
 import type { Readiness } from './readiness.ts';
 
-
 /**
  * Large enough for an UPDATE review of the biggest object etcd stores (1.5 MiB)
  * twice over, JSON-escaped, plus the envelope; small enough that a flood of huge
@@ -141,28 +140,23 @@ export function buildApp(deps: AppDeps) {
   // Admission routes in their own context, so load shedding never touches /healthz (a liveness failure under load would restart podgate).
   void app.register((admission, _options, registered) => {
     const maxEventLoopDelay = deps.maxEventLoopDelayMs ?? DEFAULT_MAX_EVENT_LOOP_DELAY_MS;
-    if (maxEventLoopDelay > 0) {
-      // Sampled every 100 ms: podgate reacts within a tenth of a second, well inside the API server's timeout.
-      const lag = new EventLoopLag(100);
-      admission.addHook('onClose', (_instance, done) => {
-        lag.stop();
-        done();
-      });
-      // onRequest: shed before the body is even read.
-      admission.addHook('onRequest', (_request, reply, done) => {
-        if (lag.ms <= maxEventLoopDelay) {
-          done();
-          return;
-        }
-        metrics.rejected('overloaded');
-        void reply
-          .code(503)
-          .header('retry-after', '1')
-          .send({ error: `podgate is overloaded (its event loop runs ${lag.ms.toFixed(0)} ms late); retry, or the webhook's failurePolicy applies` });
-      });
-    }
-    // onRequest too: a body that would take podgate past its budget is refused before a byte of it is read.
+    // Sampled every 100 ms: podgate reacts within a tenth of a second, well inside the API server's timeout.
+    const lag = maxEventLoopDelay > 0 ? new EventLoopLag(100) : undefined;
+    admission.addHook('onClose', (_instance, done) => {
+      lag?.stop();
+      done();
+    });
+    // 503 at once, the body unread (the connection is closed rather than read to the end); the webhook's failurePolicy applies.
+    const shed = (reply: FastifyReply, error: string): void => {
+      metrics.rejected('overloaded');
+      void reply.code(503).header('retry-after', '1').header('connection', 'close').send({ error: `${error}; retry, or the webhook's failurePolicy applies` });
+    };
+    // onRequest: shed before a byte of the body is read, while the event loop lags or the bodies in flight fill the budget.
     admission.addHook('onRequest', (request, reply, done) => {
+      if (lag !== undefined && lag.ms > maxEventLoopDelay) {
+        shed(reply, `podgate is overloaded (its event loop runs ${lag.ms.toFixed(0)} ms late)`);
+        return;
+      }
       // Without a Content-Length (chunked), the body may be as large as the limit: count it so.
       const length = Number(request.headers['content-length'] ?? bodyLimit);
       const size = Number.isFinite(length) && length >= 0 ? Math.min(length, bodyLimit) : bodyLimit;
@@ -170,12 +164,7 @@ export function buildApp(deps: AppDeps) {
         done();
         return;
       }
-      metrics.rejected('overloaded');
-      void reply
-        .code(503)
-        .header('retry-after', '1')
-        .header('connection', 'close')
-        .send({ error: `podgate is already reading or judging ${inflight.bytes} bytes of reviews (its budget is ${inflight.limit}); retry, or the webhook's failurePolicy applies` });
+      shed(reply, `podgate is already reading or judging ${inflight.bytes} bytes of reviews (its budget is ${inflight.limit})`);
     });
     // The handler answers through reply.send and returns nothing: a returned reply is a thenable,
     // which Fastify would then wait on with a promise and 'finish' listeners, for every review.
