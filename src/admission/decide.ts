@@ -21,8 +21,6 @@ const NO_PATCH: readonly PatchOp[] = [];
  * reported, and a rule that throws is settled by its failure policy.
  */
 export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, cluster: ClusterState): Decision {
-  // Subresources (pods/status, pods/binding, …) carry other objects or other intents; no rule judges them yet.
-  if (request.subResource) return allowed();
   const original = reviewedObject(request);
   const labels = workloadOf(request, original)?.podLabels ?? stringMapAt(original, 'metadata', 'labels');
   const matchInput = { request, labels };
@@ -43,8 +41,10 @@ export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, 
   for (let index = 0; index < steps.length; index += 1) {
     const step = steps[index];
     if (step === undefined) break;
-    const { rule, evaluate, kinds, operations } = step;
+    const { rule, evaluate, kinds, operations, subresources } = step;
     if (!kinds.has(kind) || !operations.has(request.operation)) continue;
+    // A subresource (pods/status, pods/eviction, …) carries another object or intent: only rules that say so judge it.
+    if (request.subResource && !subresources.has(request.subResource)) continue;
     if (!rule.match(matchInput) || rule.exclude?.(matchInput)) continue;
 
     let result: RuleResult;

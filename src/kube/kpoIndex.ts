@@ -14,6 +14,7 @@ const NO_PODS: readonly KpoPod[] = [];
 
 export class KpoPodIndex implements KpoPodView {
   readonly #byIdentity = new Map<string, KpoPod[]>();
+  readonly #byName = new Map<string, KpoPod>();
   readonly #isSynced: () => boolean;
   #size = 0;
 
@@ -31,9 +32,12 @@ export class KpoPodIndex implements KpoPodView {
 
   readonly withIdentity = (identity: string): readonly KpoPod[] => this.#byIdentity.get(identity) ?? NO_PODS;
 
+  readonly byName = (namespace: string, name: string): KpoPod | undefined => this.#byName.get(nameKey(namespace, name));
+
   /** Adds `pod`, replacing `previous` (the same pod as it was indexed before), if any. */
   upsert(pod: KpoPod, previous?: KpoPod): void {
     if (previous) this.delete(previous);
+    this.#byName.set(nameKey(pod.namespace, pod.name), pod);
     const identity = kpoIdentity(pod.namespace, pod.labels);
     if (identity === undefined) return;
     const bucket = this.#byIdentity.get(identity);
@@ -44,6 +48,7 @@ export class KpoPodIndex implements KpoPodView {
 
   /** Removes the pod with this namespace and name, found through its labels as indexed. */
   delete(pod: KpoPod): void {
+    this.#byName.delete(nameKey(pod.namespace, pod.name));
     const identity = kpoIdentity(pod.namespace, pod.labels);
     const bucket = identity === undefined ? undefined : this.#byIdentity.get(identity);
     if (identity === undefined || bucket === undefined) return;
@@ -52,6 +57,10 @@ export class KpoPodIndex implements KpoPodView {
     if (kept.length === 0) this.#byIdentity.delete(identity);
     else this.#byIdentity.set(identity, kept);
   }
+}
+
+function nameKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
 }
 
 /** An index over fixed pods: tests and the offline CLI. */

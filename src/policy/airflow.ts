@@ -42,6 +42,19 @@ export const AirflowSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    controllers: Type.Optional(
+      Type.Object(
+        {
+          usernames: Globs('Create pods from templates (default: system:serviceaccount:kube-system:* and system:kube-controller-manager).'),
+          groups: Globs('Create pods from templates.'),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Identities that stamp pods out of a controller’s template: their pods keep the environment label the template has, because the controller object was judged by its own creator.',
+        },
+      ),
+    ),
   },
   { additionalProperties: false, description: 'Airflow installations sharing this cluster, for the kpo* rule kinds.' },
 );
@@ -60,7 +73,12 @@ export interface Airflow {
   /** The environment whose identities match the request's user, if any. */
   readonly environmentOf: (user: UserInfo) => string | undefined;
   readonly isExempt: (user: UserInfo) => boolean;
+  /** Identities that create pods from controllers' templates (see AirflowSchema.controllers). */
+  readonly isController: (user: UserInfo) => boolean;
 }
+
+/** The kube-controller-manager, as its own identity or as one service account per controller (--use-service-account-credentials). */
+const DEFAULT_CONTROLLERS = ['system:serviceaccount:kube-system:*', 'system:kube-controller-manager'];
 
 export const KPO_DEFAULT_SELECTOR = {
   matchLabels: { kubernetes_pod_operator: 'True' },
@@ -132,6 +150,8 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
   const matchers = config.environments.map((environment) => ({ name: environment.name, matches: identityMatcher(environment) }));
   const exemptUser = globMatcher(config.exempt?.usernames ?? []);
   const exemptGroup = globMatcher(config.exempt?.groups ?? []);
+  const controllerUser = globMatcher(config.controllers?.usernames ?? DEFAULT_CONTROLLERS);
+  const controllerGroup = globMatcher(config.controllers?.groups ?? []);
   return {
     airflow: {
       clusterId: config.clusterId,
@@ -146,6 +166,7 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
         return undefined;
       },
       isExempt: (user) => exemptUser(user.username ?? '') || (user.groups ?? []).some(exemptGroup),
+      isController: (user) => controllerUser(user.username ?? '') || (user.groups ?? []).some(controllerGroup),
     },
   };
 }

@@ -32,6 +32,8 @@ export interface KpoPodView {
   readonly synced: boolean;
   /** Live KPO pods of one task instance (see kpoIdentity): the only ones a KPO lookup can match. */
   readonly withIdentity: (identity: string) => readonly KpoPod[];
+  /** One live KPO pod by name (an eviction review names the pod but does not carry it). */
+  readonly byName: (namespace: string, name: string) => KpoPod | undefined;
 }
 
 export interface ClusterState {
@@ -40,7 +42,7 @@ export interface ClusterState {
 }
 
 export const NO_NODES: NodeView = { synced: false, all: () => [], byName: () => undefined };
-export const NO_KPO_PODS: KpoPodView = { synced: false, withIdentity: () => [] };
+export const NO_KPO_PODS: KpoPodView = { synced: false, withIdentity: () => [], byName: () => undefined };
 
 export const EMPTY_CLUSTER: ClusterState = { nodes: NO_NODES, kpoPods: NO_KPO_PODS };
 

@@ -27,13 +27,19 @@ export interface RuleStep {
   readonly evaluate: Evaluate;
   readonly kinds: ReadonlySet<string>;
   readonly operations: ReadonlySet<Operation>;
+  readonly subresources: ReadonlySet<string>;
 }
 
 /** Resolved once per policy load, so a review does not look up each rule's logic, kinds and operations again. */
 function stepsFor(phase: Phase, rules: readonly CompiledRule[]): readonly RuleStep[] {
   return rules.flatMap((rule) => {
-    const evaluate = rule.logic[phase];
-    return evaluate ? [{ rule, evaluate, kinds: new Set(rule.logic.kinds), operations: new Set(rule.logic.operations ?? DEFAULT_OPERATIONS) }] : [];
+    const logic = rule.logic[phase];
+    if (!logic) return [];
+    const scoped = typeof logic === 'function' ? { evaluate: logic } : logic;
+    const kinds = scoped.kinds ?? rule.logic.kinds;
+    const operations = scoped.operations ?? rule.logic.operations ?? DEFAULT_OPERATIONS;
+    const subresources = scoped.subresources ?? rule.logic.subresources ?? [];
+    return [{ rule, evaluate: scoped.evaluate, kinds: new Set(kinds), operations: new Set(operations), subresources: new Set(subresources) }];
   });
 }
 

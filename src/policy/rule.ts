@@ -83,8 +83,26 @@ export interface RuleLogic {
   readonly kinds: readonly string[];
   /** Operations it judges; CREATE and UPDATE unless it says otherwise. */
   readonly operations?: readonly Operation[];
-  readonly mutate?: Evaluate;
-  readonly validate?: Evaluate;
+  /**
+   * Subresources it judges too (`status` for pods/status, `eviction`, …); a review of a
+   * subresource no rule declares is admitted unchanged. The webhook registrations must
+   * send them (test/manifests checks that they do).
+   */
+  readonly subresources?: readonly string[];
+  readonly mutate?: Evaluate | PhaseLogic;
+  readonly validate?: Evaluate | PhaseLogic;
+}
+
+/**
+ * One webhook's logic with its own scope, where it differs from the rule's: a rule that
+ * patches Pods on CREATE but judges their controllers too. What is left out is the rule's.
+ * The webhook registrations are checked against these scopes (test/manifests).
+ */
+export interface PhaseLogic {
+  readonly evaluate: Evaluate;
+  readonly kinds?: readonly string[];
+  readonly operations?: readonly Operation[];
+  readonly subresources?: readonly string[];
 }
 
 /** The operations a rule judges when its logic names none. */

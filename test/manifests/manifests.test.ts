@@ -235,3 +235,43 @@ t.test('the operations port: served by podgate, named by the Service, scraped by
   const kustomization = parse(await readFile(join(ROOT, 'manifests/components/network-policy/kustomization.yaml'), 'utf8')) as { kind: string; resources: string[] };
   t.same([kustomization.kind, kustomization.resources], ['Component', ['networkpolicy.yaml']]);
 });
+
+t.test('the webhook registrations send podgate every kind, operation and subresource the sample policy’s rules judge', async (t) => {
+  const loaded = validatePolicyText(await readFile(join(BASE, 'podgate.yaml'), 'utf8'), 'podgate.yaml', compilePolicy);
+  if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+  const configuration = { mutate: typed(MutatingWebhookConfiguration, 'MutatingWebhookConfiguration'), validate: typed(ValidatingWebhookConfiguration, 'ValidatingWebhookConfiguration') };
+  /** Where the API server serves each group/kind a rule can name (an Eviction is a subresource of pods). */
+  const RESOURCE: Record<string, { group: string; resource: string }> = {
+    Pod: { group: '', resource: 'pods' },
+    ReplicationController: { group: '', resource: 'replicationcontrollers' },
+    'apps/Deployment': { group: 'apps', resource: 'deployments' },
+    'apps/StatefulSet': { group: 'apps', resource: 'statefulsets' },
+    'apps/DaemonSet': { group: 'apps', resource: 'daemonsets' },
+    'apps/ReplicaSet': { group: 'apps', resource: 'replicasets' },
+    'batch/Job': { group: 'batch', resource: 'jobs' },
+    'batch/CronJob': { group: 'batch', resource: 'cronjobs' },
+    'policy/Eviction': { group: '', resource: 'pods' },
+  };
+  /** The operations each subresource has: status and ephemeral containers are updated, an eviction is created. */
+  const SUBRESOURCE_OPERATIONS: Record<string, string[]> = { status: ['UPDATE'], ephemeralcontainers: ['UPDATE'], eviction: ['CREATE'] };
+  for (const phase of ['mutate', 'validate'] as const) {
+    const rules = configuration[phase].webhooks?.flatMap((webhook) => webhook.rules ?? []) ?? [];
+    const registered = (group: string, resource: string, operation: string) =>
+      rules.some((rule) => (rule.apiGroups ?? []).includes(group) && (rule.resources ?? []).includes(resource) && (rule.operations ?? []).includes(operation as never));
+    for (const step of loaded.policy.steps[phase]) {
+      for (const kind of step.kinds) {
+        const target = RESOURCE[kind];
+        if (target === undefined) {
+          t.fail(`${step.rule.name}: no resource known for ${kind}`);
+          continue;
+        }
+        const wanted: [string, string][] =
+          kind === 'policy/Eviction'
+            ? [[`${target.resource}/eviction`, 'CREATE']]
+            : [...step.operations].map((operation): [string, string] => [target.resource, operation]);
+        if (kind === 'Pod') for (const sub of step.subresources) for (const operation of SUBRESOURCE_OPERATIONS[sub] ?? []) if (sub !== 'eviction') wanted.push([`pods/${sub}`, operation]);
+        for (const [resource, operation] of wanted) t.ok(registered(target.group, resource, operation), `${phase}: ${step.rule.name} judges ${resource} ${operation}, and the webhook sends it`);
+      }
+    }
+  }
+});

@@ -1,6 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum } from '../../config/ajv.ts';
-import { stringMapAt } from '../../admission/json.ts';
+import { at, jsonEqual, stringMapAt } from '../../admission/json.ts';
+import type { UserInfo } from '../../admission/review.ts';
+import { workloadOf, WORKLOAD_KINDS } from '../workload.ts';
 import { injectedKeys, missingAirflow, type Airflow } from '../airflow.ts';
 import { labelValueProblem } from '../selector.ts';
 import { addToMetadataMap } from '../metadataPatch.ts';
@@ -51,6 +53,8 @@ function mutate(config: Config, airflow: Airflow, { request, object }: RuleInput
   const environment = airflow.environmentOf(request.userInfo);
 
   if (environment === undefined) {
+    const foreign = foreignClaim(config, airflow, labels, request.userInfo);
+    if (foreign !== undefined) return foreign;
     const label = config.unknownCreatorLabel;
     const patch = label === undefined ? [] : labelPatch(airflow, object, labelsToAdd(airflow, labels, label));
     const action = severity(config.unknownCreator);
@@ -103,13 +107,42 @@ function claimCheck(airflow: Airflow, labels: ReadonlyMap<string, string>, envir
   return undefined;
 }
 
-/** The validating webhook's half: the claims alone (labelling and the scoping report are the mutating webhook's). */
-function validateClaims(airflow: Airflow, { request, object }: RuleInput): RuleResult {
-  const labels = stringMapAt(object, 'metadata', 'labels');
+/**
+ * An environment label on a pod (or pod template) whose creator matches no environment:
+ * only the label podgate itself gives such pods (unknownCreatorLabel) may stay. Exempt
+ * identities may set any; controllers stamp pods out of templates that were judged when
+ * their creator wrote them (validateClaims), so their pods keep what the template says.
+ */
+function foreignClaim(config: Config, airflow: Airflow, labels: ReadonlyMap<string, string>, user: UserInfo): RuleResult | undefined {
+  const claimed = labels.get(airflow.environmentKey);
+  if (claimed === undefined || claimed === config.unknownCreatorLabel || airflow.isExempt(user) || airflow.isController(user)) return undefined;
+  const name = user.username ?? '(no username)';
+  return fail(
+    [`label ${airflow.environmentKey}="${claimed}" claims environment ${claimed}, but its creator ${name} matches no environment in the policy`],
+    `Only environment ${claimed}'s identities may create pods labelled so: remove the label, or ask your platform team to add ${name} to environment ${claimed} in the podgate policy.`,
+    { tags: { environment: 'none', owner: claimed, operation: 'CREATE' } },
+  );
+}
+
+/**
+ * The validating webhook's half: the claims alone (labelling and the scoping report are
+ * the mutating webhook's), on Pod CREATEs and on controllers whose pod template brings
+ * KPO pods: on CREATE, and on an UPDATE that changes the template's labels.
+ */
+function validateClaims(config: Config, airflow: Airflow, { request, object }: RuleInput): RuleResult {
+  const workload = workloadOf(request, object);
+  if (workload === undefined) return skip();
+  if (workload.kind === 'Pod' ? request.operation !== 'CREATE' : !templateLabelsChange(request, workload.podPath)) return skip();
+  const labels = workload.podLabels;
   if (!airflow.isKpoPod(labels)) return skip();
   const environment = airflow.environmentOf(request.userInfo);
-  if (environment === undefined) return skip();
+  if (environment === undefined) return foreignClaim(config, airflow, labels, request.userInfo) ?? pass();
   return claimCheck(airflow, labels, environment, request.userInfo.username ?? '(no username)') ?? pass();
+}
+
+function templateLabelsChange(request: RuleInput['request'], podPath: readonly string[]): boolean {
+  if (request.operation === 'CREATE') return true;
+  return request.operation === 'UPDATE' && !jsonEqual(at(request.object, ...podPath, 'metadata', 'labels'), at(request.oldObject, ...podPath, 'metadata', 'labels'));
 }
 
 export const kpoEnvironment = defineRuleKind({
@@ -119,7 +152,12 @@ export const kpoEnvironment = defineRuleKind({
     if (airflow === undefined) return missingAirflow('kpoEnvironment');
     const labelProblem = config.unknownCreatorLabel === undefined ? undefined : labelValueProblem(config.unknownCreatorLabel, ['unknownCreatorLabel']);
     if (labelProblem) return { problems: [labelProblem] };
-    // The engine calls it for Pod CREATEs only (kinds, operations): no second check in mutate().
-    return { kinds: ['Pod'], operations: ['CREATE'], mutate: (input) => mutate(config, airflow, input), validate: (input) => validateClaims(airflow, input) };
+    // Labels Pods on CREATE (patching a controller's template would fight `helm upgrade`); judges the claims of Pods and of the controllers that stamp them out.
+    return {
+      kinds: WORKLOAD_KINDS,
+      operations: ['CREATE', 'UPDATE'],
+      mutate: { kinds: ['Pod'], operations: ['CREATE'], evaluate: (input) => mutate(config, airflow, input) },
+      validate: (input) => validateClaims(config, airflow, input),
+    };
   },
 });

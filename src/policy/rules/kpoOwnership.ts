@@ -1,5 +1,6 @@
 import { stringMapAt } from '../../admission/json.ts';
 import { missingAirflow, type Airflow } from '../airflow.ts';
+import { groupKind } from '../workload.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 
 /**
@@ -15,10 +16,19 @@ import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type Rule
  * may change or remove the environment label; on a pod that belongs to an
  * environment, identities of no environment (controllers, admins) may change
  * anything but its labels.
+ *
+ * Subresources are judged the same way: pods/status (the status strategy keeps label
+ * changes) and pods/ephemeralcontainers carry the pod; an eviction deletes the pod
+ * without a DELETE review, so pods/eviction is judged as a delete of the pod the cache
+ * knows by that name. The kubelet, controllers and autoscalers are identities of no
+ * environment: their status updates and evictions pass.
  */
 const schema = ruleSchema('kpoOwnership', "Stops one environment from modifying, relabelling or deleting another environment's KPO pods.", {});
 
-function validate(airflow: Airflow, { request }: RuleInput): RuleResult {
+function validate(airflow: Airflow, input: RuleInput): RuleResult {
+  const { request } = input;
+  if (groupKind(request.kind) === 'policy/Eviction') return judgeEviction(airflow, input);
+  if (request.operation === 'CREATE') return skip();
   const before = stringMapAt(request.oldObject, 'metadata', 'labels');
   const after = request.operation === 'UPDATE' ? stringMapAt(request.object, 'metadata', 'labels') : undefined;
   const owner = before.get(airflow.environmentKey);
@@ -47,12 +57,27 @@ function validate(airflow: Airflow, { request }: RuleInput): RuleResult {
   if (owner !== undefined && actor !== undefined && actor !== owner) {
     const verb = request.operation === 'DELETE' ? 'delete' : 'modify';
     findings.push(`it belongs to environment ${owner}, and ${user} (environment ${actor}) may not ${verb} it`);
-    hints.push(
-      `The likely cause: a ${actor} task re-attached to ${owner}'s pod because both environments run the same DAG with the same labels. Pause the DAG in one environment, and set ${airflow.environmentKey} in the operator's labels so each environment only finds its own pods.`,
-    );
+    hints.push(reattachHint(airflow, actor, owner));
   }
   const tags = { environment: actor ?? 'none', owner: owner ?? 'none', operation: request.operation };
   return findings.length === 0 ? pass() : fail(findings, hints.join(' '), { tags });
+}
+
+/** An eviction names the pod; the pod itself comes from the cache of live KPO pods. */
+function judgeEviction(airflow: Airflow, { request, cluster }: RuleInput): RuleResult {
+  const name = request.name ?? '';
+  const owner = cluster.kpoPods.byName(request.namespace ?? '', name)?.labels.get(airflow.environmentKey);
+  if (owner === undefined) return skip();
+  const actor = airflow.environmentOf(request.userInfo);
+  if (actor === undefined || actor === owner || airflow.isExempt(request.userInfo)) return pass();
+  const user = request.userInfo.username ?? '(no username)';
+  return fail([`pod ${name} belongs to environment ${owner}, and ${user} (environment ${actor}) may not evict it`], reattachHint(airflow, actor, owner), {
+    tags: { environment: actor, owner, operation: 'DELETE' },
+  });
+}
+
+function reattachHint(airflow: Airflow, actor: string, owner: string): string {
+  return `The likely cause: a ${actor} task re-attached to ${owner}'s pod because both environments run the same DAG with the same labels. Pause the DAG in one environment, and set ${airflow.environmentKey} in the operator's labels so each environment only finds its own pods.`;
 }
 
 function environmentLabelChange(airflow: Airflow, owner: string | undefined, next: string | undefined): string | undefined {
@@ -79,7 +104,13 @@ export const kpoOwnership = defineRuleKind({
   schema,
   build(_config, { airflow }) {
     if (airflow === undefined) return missingAirflow('kpoOwnership');
-    // The engine calls it for Pod UPDATEs and DELETEs only (kinds, operations).
-    return { kinds: ['Pod'], operations: ['UPDATE', 'DELETE'], validate: (input) => validate(airflow, input) };
+    // Pod UPDATEs and DELETEs, and evictions (a CREATE of pods/eviction, whose object is an Eviction).
+    return {
+      kinds: ['Pod', 'policy/Eviction'],
+      operations: ['CREATE', 'UPDATE', 'DELETE'],
+      subresources: ['status', 'ephemeralcontainers', 'eviction'],
+      watches: ['kpoPods'],
+      validate: (input) => validate(airflow, input),
+    };
   },
 });

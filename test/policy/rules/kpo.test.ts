@@ -5,8 +5,8 @@ import { EMPTY_CLUSTER, type ClusterState, type KpoPod } from '../../../src/poli
 import { staticKpoPods } from '../../../src/kube/kpoIndex.ts';
 import { compilePolicy } from '../../../src/policy/registry.ts';
 import type { Policy } from '../../../src/policy/policy.ts';
-import { makeRequest } from '../../helpers/builders.ts';
-import { AIRFLOW_SECTION, ALPHA, makeKpoPod, PRODUCTION } from '../../helpers/kpo.ts';
+import { makeController, makeRequest } from '../../helpers/builders.ts';
+import { AIRFLOW_SECTION, ALPHA, kpoLabels, makeKpoPod, PRODUCTION } from '../../helpers/kpo.ts';
 
 type Json = Record<string, unknown>;
 
@@ -256,4 +256,68 @@ t.test('kpoOwnership: no sequence of updates moves a pod out of its environment'
   }
   const admin = { username: 'kubernetes-admin', groups: ['system:masters'] };
   t.equal(update(hidden, relabel(hidden), admin).allowed, true, 'exempt identities may');
+});
+
+t.test('kpoOwnership on subresources: status, ephemeral containers and evictions of another environment’s pod are refused; the kubelet and autoscalers pass', async (t) => {
+  const p = policy([ownershipRule]);
+  const alphaPod = makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'alpha' } });
+  const relabelled = structuredClone(alphaPod);
+  (labelsOf(relabelled) ?? {})['podgate.io/environment'] = 'production';
+  const viaStatus = decide('validate', makeRequest(relabelled, { ...PRODUCTION, operation: 'UPDATE', oldObject: alphaPod, subResource: 'status' }), p, EMPTY_CLUSTER);
+  t.match(viaStatus.denial?.message, /the update changes its label podgate\.io\/environment from "alpha" to "production"; it belongs to environment alpha, and mwaa-service \(environment production\) may not modify it/, 'relabelling through pods/status');
+  const debugged = { ...structuredClone(alphaPod), spec: { ...(alphaPod['spec'] as Json), ephemeralContainers: [{ name: 'debugger', image: 'busybox' }] } };
+  t.match(decide('validate', makeRequest(debugged, { ...PRODUCTION, operation: 'UPDATE', oldObject: alphaPod, subResource: 'ephemeralcontainers' }), p, EMPTY_CLUSTER).denial?.message, /may not modify it/, 'an ephemeral container added by another environment');
+  const kubelet = { username: 'system:node:gke-pool-1-a1b2', groups: ['system:nodes', 'system:authenticated'] };
+  const running = { ...structuredClone(alphaPod), status: { phase: 'Running' } };
+  t.equal(decide('validate', makeRequest(running, { ...kubelet, operation: 'UPDATE', oldObject: alphaPod, subResource: 'status' }), p, EMPTY_CLUSTER).allowed, true, "the kubelet's status update");
+
+  const cached = staticKpoPods([live(alphaPod)]);
+  const cluster: ClusterState = { ...EMPTY_CLUSTER, kpoPods: cached };
+  const eviction = (who: { username: string; groups: string[]; extra?: Record<string, string[]> }) => ({
+    ...makeRequest({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'export-action-log-4devg7t1', namespace: 'airflow' } }, who),
+    kind: { group: 'policy', version: 'v1', kind: 'Eviction' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    subResource: 'eviction',
+  });
+  t.equal(
+    decide('validate', eviction(PRODUCTION), p, cluster).denial?.message,
+    "Eviction airflow/export-action-log-4devg7t1: pod export-action-log-4devg7t1 belongs to environment alpha, and mwaa-service (environment production) may not evict it (rule kpo-ownership). The likely cause: a production task re-attached to alpha's pod because both environments run the same DAG with the same labels. Pause the DAG in one environment, and set podgate.io/environment in the operator's labels so each environment only finds its own pods.",
+  );
+  t.equal(decide('validate', eviction(ALPHA), p, cluster).allowed, true, 'its own environment may evict it');
+  const autoscaler = { username: 'system:serviceaccount:kube-system:cluster-autoscaler', groups: ['system:serviceaccounts'] };
+  t.equal(decide('validate', eviction(autoscaler), p, cluster).allowed, true, 'a node drain by an identity of no environment');
+  t.equal(decide('validate', eviction(PRODUCTION), p, EMPTY_CLUSTER).allowed, true, 'a pod the cache does not know is not judged');
+  t.equal(decide('validate', makeRequest(alphaPod, { ...PRODUCTION, operation: 'UPDATE', oldObject: alphaPod, subResource: 'binding' }), p, EMPTY_CLUSTER).allowed, true, 'a subresource no rule declares is admitted');
+});
+
+t.test('an identity of no environment cannot wear an environment label; a controller is judged by its template', async (t) => {
+  const p = policy([labelRule()]);
+  const claimsProduction = makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'production' } });
+  const unknown = [
+    { username: 'system:serviceaccount:team-x:default', groups: ['system:serviceaccounts'] },
+    { username: 'alice@example.com', groups: ['system:authenticated'] },
+  ];
+  for (const who of unknown) {
+    const expected = `Pod airflow/export-action-log-4devg7t1: label podgate.io/environment="production" claims environment production, but its creator ${who.username} matches no environment in the policy (rule environment-labels). Only environment production's identities may create pods labelled so: remove the label, or ask your platform team to add ${who.username} to environment production in the podgate policy.`;
+    t.equal(decide('mutate', makeRequest(claimsProduction, who), p, EMPTY_CLUSTER).denial?.message, expected, `${who.username}: refused by the mutating webhook`);
+    t.equal(decide('validate', makeRequest(claimsProduction, who), p, EMPTY_CLUSTER).denial?.message, expected, `${who.username}: and by the validating one`);
+  }
+  const jobController = { username: 'system:serviceaccount:kube-system:job-controller', groups: ['system:serviceaccounts'] };
+  t.equal(decide('validate', makeRequest(claimsProduction, jobController), p, EMPTY_CLUSTER).allowed, true, "the Job controller's pod keeps its template's label");
+  const admin = { username: 'kubernetes-admin', groups: ['system:masters'] };
+  t.equal(decide('validate', makeRequest(claimsProduction, admin), p, EMPTY_CLUSTER).allowed, true, 'an exempt identity may');
+  const ownLabel = policy([labelRule({ unknownCreatorLabel: 'unattributed', unknownCreator: 'admit' })]);
+  const unattributed = makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'unattributed' } });
+  t.equal(decide('validate', makeRequest(unattributed, unknown[0] ?? ALPHA), ownLabel, EMPTY_CLUSTER).allowed, true, 'the label podgate gives such pods itself may stay');
+
+  const job = (labels: Record<string, string>) => makeController('Job', 'export', { labels: { ...kpoLabels(), ...labels } });
+  const aliceJob = decide('validate', makeRequest(job({ 'podgate.io/environment': 'production' }), unknown[1] ?? ALPHA), p, EMPTY_CLUSTER);
+  t.match(aliceJob.denial?.message, /^Job airflow\/export: label podgate\.io\/environment="production" claims environment production, but its creator alice@example\.com matches no environment/, "a Job whose pods would wear production's label, created by someone of no environment");
+  t.match(decide('validate', makeRequest(job({ 'podgate.io/environment': 'production' }), ALPHA), p, EMPTY_CLUSTER).denial?.message, /^Job airflow\/export: label podgate\.io\/environment="production" names environment production, but its creator system:serviceaccount:airflow-alpha:airflow-worker is environment alpha/, 'or by alpha');
+  t.equal(decide('validate', makeRequest(job({ 'podgate.io/environment': 'production' }), PRODUCTION), p, EMPTY_CLUSTER).allowed, true, 'by production: fine');
+  const relabelled = decide('validate', makeRequest(job({ 'podgate.io/environment': 'production' }), { ...ALPHA, operation: 'UPDATE', oldObject: job({ 'podgate.io/environment': 'alpha' }) }), p, EMPTY_CLUSTER);
+  t.equal(relabelled.allowed, false, "an UPDATE that changes the template's label is judged too");
+  const scaled = { ...job({ 'podgate.io/environment': 'production' }), status: { active: 1 } };
+  t.equal(decide('validate', makeRequest(scaled, { ...ALPHA, operation: 'UPDATE', oldObject: job({ 'podgate.io/environment': 'production' }) }), p, EMPTY_CLUSTER).allowed, true, 'one that leaves the template labels alone is not');
+  t.equal(decide('mutate', makeRequest(job({}), PRODUCTION), p, EMPTY_CLUSTER).patch.length, 0, 'templates are never patched');
 });
