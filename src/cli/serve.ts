@@ -204,6 +204,7 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
     maxEventLoopDelayMs: options.maxEventLoopDelayMs,
     maxInflightBytes: options.maxInflightBytes,
     maxConnections: options.maxConnections,
+    onAdmitted: (request) => { watches.admitted(request); },
   });
   const ops = buildOpsApp({ logger: log, metrics, readiness: currentReadiness, tls: certificate.material });
   await app.listen({ port: options.port, host: options.host });

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { stringAt, stringMapAt } from '../admission/json.ts';
+import { at, stringAt, stringMapAt } from '../admission/json.ts';
+import type { AdmissionRequest } from '../admission/review.ts';
 import { EMPTY_CLUSTER, type ClusterState, type KpoPod, type NodeInfo, type NodeView } from '../policy/cluster.ts';
 import { KpoPodIndex } from './kpoIndex.ts';
 import { CompactLabels, intern } from './labels.ts';
@@ -75,7 +76,7 @@ export class ClusterWatches {
   readonly #connection: KubeConnection;
   readonly #log: Logger;
   #nodes: MetadataReflector<NodeInfo> | undefined;
-  #kpoPods: { readonly reflector: MetadataReflector<KpoPod>; readonly selection: KpoPodSelection } | undefined;
+  #kpoPods: { readonly reflector: MetadataReflector<KpoPod>; readonly selection: KpoPodSelection; readonly index: KpoPodIndex; readonly kept: ReadonlySet<string> } | undefined;
   #needed = new Set<WatchName>();
   #state: ClusterState = EMPTY_CLUSTER;
 
@@ -128,9 +129,15 @@ export class ClusterWatches {
         else if (previous !== undefined) index.delete(previous);
       },
     });
-    this.#kpoPods = { reflector, selection };
+    this.#kpoPods = { reflector, selection, index, kept };
     void reflector.start();
     this.#state = { ...this.#state, kpoPods: index };
+  }
+
+  /** Tells the KPO pod index of a review the validating webhook has just admitted (see recordAdmission). */
+  admitted(request: AdmissionRequest): void {
+    const kpo = this.#kpoPods;
+    if (kpo !== undefined) recordAdmission(kpo.index, kpo.selection, kpo.kept, request, Date.now());
   }
 
   /** One readiness check per needed watch: ready once it has listed; offline is ready and says what that means. */
@@ -155,6 +162,21 @@ export class ClusterWatches {
     this.#nodes?.stop();
     this.#kpoPods?.reflector.stop();
   }
+}
+
+/**
+ * A KPO pod CREATE the validating webhook admitted counts for the collision check at once,
+ * before the watch delivers it (KpoPodIndex.admitted). Dry runs are not: nothing is created.
+ * A pod with only a generateName is counted under its review's uid until its time is up.
+ */
+export function recordAdmission(index: KpoPodIndex, selection: KpoPodSelection, kept: ReadonlySet<string>, request: AdmissionRequest, now: number): void {
+  if (request.operation !== 'CREATE' || request.dryRun === true || request.subResource || request.kind.group !== '' || request.kind.kind !== 'Pod') return;
+  const labels = at(request.object, 'metadata', 'labels');
+  if (!selection.selects(stringMapAt(request.object, 'metadata', 'labels'))) return;
+  const name = stringAt(request.object, 'metadata', 'name') || request.name || `(generated ${request.uid})`;
+  const namespace = request.namespace || stringAt(request.object, 'metadata', 'namespace') || '';
+  const pod = slimKpoPod({ name, namespace, labels }, kept);
+  if (pod !== undefined) index.admitted(pod, now);
 }
 
 function sameSelection(a: KpoPodSelection | undefined, b: KpoPodSelection): boolean {

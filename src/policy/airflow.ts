@@ -152,14 +152,15 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
   const exemptGroup = globMatcher(config.exempt?.groups ?? []);
   const controllerUser = globMatcher(config.controllers?.usernames ?? DEFAULT_CONTROLLERS);
   const controllerGroup = globMatcher(config.controllers?.groups ?? []);
+  const isKpoPod = compileLabelSelector(config.kpoPods ?? KPO_DEFAULT_SELECTOR);
   return {
     airflow: {
       clusterId: config.clusterId,
       environmentKey: `${prefix}/environment`,
       clusterIdKey: `${prefix}/cluster-id`,
       injectedKey: `${prefix}/injected-labels`,
-      isKpoPod: compileLabelSelector(config.kpoPods ?? KPO_DEFAULT_SELECTOR),
-      kpoPodSelection: { query: labelSelectorQuery(config.kpoPods ?? KPO_DEFAULT_SELECTOR), keptLabels: [...KPO_LOOKUP_LABELS, `${prefix}/environment`] },
+      isKpoPod,
+      kpoPodSelection: { query: labelSelectorQuery(config.kpoPods ?? KPO_DEFAULT_SELECTOR), selects: isKpoPod, keptLabels: [...KPO_LOOKUP_LABELS, `${prefix}/environment`] },
       environmentOf: (user) => {
         const caller = callerOf(user);
         for (const environment of matchers) if (environment.matches(caller)) return environment.name;
@@ -178,6 +179,8 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
  */
 export interface KpoPodSelection {
   readonly query: string;
+  /** The same selection as a predicate (for pods podgate admits before the watch sees them). */
+  readonly selects: LabelPredicate;
   readonly keptLabels: readonly string[];
 }
 

@@ -71,6 +71,8 @@ export interface AppDeps {
   /** Load shedding by memory: admission bodies being received or decided at once, in bytes. */
   readonly maxInflightBytes?: number;
   readonly maxConnections?: number;
+  /** Told of every review the validating webhook admitted (the KPO pod index counts new pods at once). */
+  readonly onAdmitted?: (request: AdmissionRequest) => void;
 }
 
 class HttpError extends Error {
@@ -292,6 +294,7 @@ function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: Fa
 
   const { apiVersion, request: admission } = parsed.review;
   const decision = decide(phase, admission, policy, deps.cluster());
+  if (phase === 'validate' && decision.allowed) deps.onAdmitted?.(admission);
   const latencyMs = performance.now() - started;
   metrics.decision(phase, admission.operation, admission.kind.kind, decision, latencyMs / 1000);
   const level = decisionLogLevel(decision);

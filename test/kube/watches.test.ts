@@ -3,6 +3,8 @@ import { pino } from 'pino';
 import { decide } from '../../src/admission/decide.ts';
 import { ClusterWatches, MAX_OTHER_KPO_LABELS, slimKpoPod } from '../../src/kube/watches.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
+import { ADMITTED_TTL_MS, KpoPodIndex } from '../../src/kube/kpoIndex.ts';
+import { kpoIdentity } from '../../src/policy/airflow.ts';
 import { FakeApiServer } from '../helpers/fake-apiserver.ts';
 import { makeRequest } from '../helpers/builders.ts';
 import { AIRFLOW_SECTION, kpoLabels, makeKpoPod, PRODUCTION } from '../helpers/kpo.ts';
@@ -113,4 +115,31 @@ t.test('a pod with thousands of labels is cached with the ones the check reads a
   t.equal(slim?.labels.size, MAX_OTHER_KPO_LABELS + 6, 'the kept labels and at most MAX_OTHER_KPO_LABELS others');
   for (const key of ['dag_id', 'task_id', 'run_id', 'kubernetes_pod_operator', 'podgate.io/environment', 'already_checked']) t.ok(slim?.labels.has(key), `${key} kept`);
   t.equal(slimKpoPod({ name: 'p', namespace: 'n', labels: kpoLabels() }, KEPT)?.partialLabels, undefined, 'a usual pod is complete');
+});
+
+t.test('the KPO pod index counts an admitted pod until the watch delivers it, or its time is up', async (t) => {
+  const index = new KpoPodIndex();
+  const pod = (name: string, run = 'r1') => slimKpoPod({ name, namespace: 'airflow', labels: { ...kpoLabels({ runId: run }), 'podgate.io/environment': 'alpha' } }, KEPT);
+  const identity = (run = 'r1') => kpoIdentity('airflow', new Map(Object.entries(kpoLabels({ runId: run })))) ?? '';
+  const first = pod('a');
+  if (first === undefined) throw new Error('pod');
+  index.admitted(first, 0);
+  t.same(index.withIdentity(identity()).map((p) => p.name), ['a'], 'counted at once');
+  const delivered = pod('a');
+  if (delivered === undefined) throw new Error('pod');
+  index.upsert(delivered);
+  t.equal(index.withIdentity(identity()).length, 1, "the watch's copy replaces it, once");
+  index.admitted(delivered, 1);
+  t.equal(index.withIdentity(identity()).length, 1, 'a pod the watch already has is not counted again');
+
+  const neverLands = pod('b', 'r2');
+  if (neverLands === undefined) throw new Error('pod');
+  index.admitted(neverLands, 1000);
+  t.equal(index.byName('airflow', 'b')?.name, 'b');
+  const later = pod('c', 'r3');
+  if (later === undefined) throw new Error('pod');
+  index.admitted(later, 1000 + ADMITTED_TTL_MS + 1);
+  t.equal(index.byName('airflow', 'b'), undefined, 'a create that never landed is forgotten after its time');
+  t.equal(index.withIdentity(identity('r2')).length, 0);
+  t.equal(index.byName('airflow', 'a')?.name, 'a', "the watch's pods are not");
 });

@@ -5,6 +5,7 @@ import { AIRFLOW_SECTION, ALPHA, makeKpoPod, PRODUCTION } from '../helpers/kpo.t
 import { compilePolicy } from '../../src/policy/registry.ts';
 import { EMPTY_CLUSTER } from '../../src/policy/cluster.ts';
 import { KpoPodIndex } from '../../src/kube/kpoIndex.ts';
+import { recordAdmission } from '../../src/kube/watches.ts';
 import type { AdmissionRequest } from '../../src/admission/review.ts';
 
 type Json = Record<string, unknown>;
@@ -68,4 +69,44 @@ t.test('incident 1 end to end over HTTPS: two environments, one namespace, the s
   index.upsert({ ...liveAlpha, labels: new Map(Object.entries(((checkedPod['metadata'] as Json)['labels'] as Record<string, string>))) }, liveAlpha);
   t.equal((await create(makeKpoPod({ suffix: 'p0o9i8u7', tryNumber: 2 }), PRODUCTION)).allowed, true, 'allowed once alpha’s pod is already_checked');
   t.equal((await review('validate', makeRequest(alpha.pod, { ...ALPHA, operation: 'DELETE' }))).allowed, true, "alpha's own delete");
+});
+
+t.test('two environments’ identical pods sent at the same moment: never both admitted (one replica), dry runs aside', async (t) => {
+  const compiled = compilePolicy({ apiVersion: 'podgate.io/v1alpha1', kind: 'Policy', airflow: AIRFLOW_SECTION, rules: [{ name: 'kpo-collisions', kind: 'kpoCollisionGuard' }] });
+  if (!compiled.ok || compiled.policy.kpoPodSelection === undefined) throw new Error('policy');
+  const selection = compiled.policy.kpoPodSelection;
+  const kept = new Set(selection.keptLabels);
+  /** The pod as the mutating webhook left it: labelled with its environment, the label marked as podgate's (so the lookup is not scoped). */
+  const labelled = (pod: Json, environment: string): Json => {
+    const copy = structuredClone(pod);
+    const metadata = copy['metadata'] as { labels: Record<string, string>; annotations?: Record<string, string> };
+    metadata.labels['podgate.io/environment'] = environment;
+    metadata.annotations = { 'podgate.io/injected-labels': 'podgate.io/environment' };
+    return copy;
+  };
+  /** Pairs of alpha's and production's pods of one task instance, each pair sent at once; how many pairs were both admitted. */
+  const race = async (record: boolean, pairs: number, dryRun = false): Promise<number> => {
+    const index = new KpoPodIndex();
+    const server = await startServer(compiled.policy, {
+      cluster: () => ({ ...EMPTY_CLUSTER, kpoPods: index }),
+      ...(record ? { onAdmitted: (request: AdmissionRequest) => { recordAdmission(index, selection, kept, request, Date.now()); } } : {}),
+    });
+    t.teardown(() => server.close());
+    const send = async (pod: Json, who: typeof ALPHA | typeof PRODUCTION) => {
+      const sent = makeReview({ ...makeRequest(pod, who), ...(dryRun ? { dryRun: true } : {}) });
+      return admissionResponseOf(await call(`${server.url}/validate`, { ca: server.ca, body: JSON.stringify(sent) }), sent).allowed;
+    };
+    let bothAdmitted = 0;
+    await Promise.all(
+      Array.from({ length: pairs }, async (_, i) => {
+        const task = { taskId: `task-${i}` };
+        const [alpha, production] = await Promise.all([send(labelled(makeKpoPod({ ...task, suffix: `a${i}` }), 'alpha'), ALPHA), send(labelled(makeKpoPod({ ...task, suffix: `p${i}` }), 'production'), PRODUCTION)]);
+        if (alpha && production) bothAdmitted += 1;
+      }),
+    );
+    return bothAdmitted;
+  };
+  t.equal(await race(false, 20), 20, 'without counting admitted pods, every pair gets through (neither is in the watch yet)');
+  t.equal(await race(true, 20), 0, 'counting them, no pair does');
+  t.equal(await race(true, 5, true), 5, 'dry runs create nothing, so they count for nothing');
 });
