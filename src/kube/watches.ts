@@ -28,7 +28,7 @@ export const MAX_OTHER_KPO_LABELS = 32;
  * with more is marked partial, and the collision check treats a lookup label it lacks
  * as possibly there.
  */
-export function slimKpoPod(metadata: unknown, kept: ReadonlySet<string>): KpoPod | undefined {
+export function slimKpoPod(metadata: unknown, kept: ReadonlySet<string>, injectedKey?: string): KpoPod | undefined {
   const name = stringAt(metadata, 'name');
   const namespace = stringAt(metadata, 'namespace');
   if (name === undefined || namespace === undefined) return undefined;
@@ -43,8 +43,10 @@ export function slimKpoPod(metadata: unknown, kept: ReadonlySet<string>): KpoPod
       others += 1;
     } else partialLabels = true;
   }
-  const pod = { name, namespace: intern(namespace), labels: new CompactLabels(labels) };
-  return partialLabels ? { ...pod, partialLabels } : pod;
+  const compact = new CompactLabels(labels);
+  // Only the injected labels the pod still carries and the cache kept: a bounded list, whatever the annotation says.
+  const injected = injectedKey === undefined ? [] : (stringAt(metadata, 'annotations', injectedKey) ?? '').split(',').filter((key) => kept.has(key) && compact.has(key)).map(intern);
+  return { name, namespace: intern(namespace), labels: compact, ...(partialLabels ? { partialLabels } : {}), ...(injected.length > 0 ? { injectedLabels: injected } : {}) };
 }
 
 /**
@@ -122,7 +124,7 @@ export class ClusterWatches {
       client: this.#connection.client,
       path: '/api/v1/pods',
       labelSelector: selection.query,
-      slim: (metadata) => slimKpoPod(metadata, kept),
+      slim: (metadata) => slimKpoPod(metadata, kept, selection.injectedKey),
       log: this.#log,
       onChange: ({ previous, current }) => {
         if (current !== undefined) index.upsert(current, previous);
@@ -172,10 +174,11 @@ export class ClusterWatches {
 export function recordAdmission(index: KpoPodIndex, selection: KpoPodSelection, kept: ReadonlySet<string>, request: AdmissionRequest, now: number): void {
   if (request.operation !== 'CREATE' || request.dryRun === true || request.subResource || request.kind.group !== '' || request.kind.kind !== 'Pod') return;
   const labels = at(request.object, 'metadata', 'labels');
+  const annotations = at(request.object, 'metadata', 'annotations');
   if (!selection.selects(stringMapAt(request.object, 'metadata', 'labels'))) return;
   const name = stringAt(request.object, 'metadata', 'name') || request.name || `(generated ${request.uid})`;
   const namespace = request.namespace || stringAt(request.object, 'metadata', 'namespace') || '';
-  const pod = slimKpoPod({ name, namespace, labels }, kept);
+  const pod = slimKpoPod({ name, namespace, labels, annotations }, kept, selection.injectedKey);
   if (pod !== undefined) index.admitted(pod, now);
 }
 

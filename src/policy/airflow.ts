@@ -160,7 +160,7 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
       clusterIdKey: `${prefix}/cluster-id`,
       injectedKey: `${prefix}/injected-labels`,
       isKpoPod,
-      kpoPodSelection: { query: labelSelectorQuery(config.kpoPods ?? KPO_DEFAULT_SELECTOR), selects: isKpoPod, keptLabels: [...KPO_LOOKUP_LABELS, `${prefix}/environment`] },
+      kpoPodSelection: { query: labelSelectorQuery(config.kpoPods ?? KPO_DEFAULT_SELECTOR), selects: isKpoPod, keptLabels: [...KPO_LOOKUP_LABELS, `${prefix}/environment`], injectedKey: `${prefix}/injected-labels` },
       environmentOf: (user) => {
         const caller = callerOf(user);
         for (const environment of matchers) if (environment.matches(caller)) return environment.name;
@@ -182,6 +182,8 @@ export interface KpoPodSelection {
   /** The same selection as a predicate (for pods podgate admits before the watch sees them). */
   readonly selects: LabelPredicate;
   readonly keptLabels: readonly string[];
+  /** The annotation naming the labels podgate added to a pod. */
+  readonly injectedKey: string;
 }
 
 /** Labels KubernetesPodOperator itself puts in its lookup selector besides the operator's own labels. */

@@ -25,6 +25,11 @@ export interface KpoPod {
    * label the lookup selects on that `labels` lacks may still be on the pod.
    */
   readonly partialLabels?: boolean;
+  /**
+   * Of the labels it keeps, those podgate added itself (its injected-labels annotation):
+   * not in the pod's own operator's lookup selector.
+   */
+  readonly injectedLabels?: readonly string[];
 }
 
 export interface KpoPodView {

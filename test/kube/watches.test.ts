@@ -143,3 +143,9 @@ t.test('the KPO pod index counts an admitted pod until the watch delivers it, or
   t.equal(index.withIdentity(identity('r2')).length, 0);
   t.equal(index.byName('airflow', 'a')?.name, 'a', "the watch's pods are not");
 });
+
+t.test('the slim pod remembers which of its kept labels podgate added (they are not in its own lookup)', async (t) => {
+  const metadata = { name: 'p', namespace: 'n', labels: { ...kpoLabels(), 'podgate.io/environment': 'alpha' }, annotations: { 'podgate.io/injected-labels': 'podgate.io/environment,podgate.io/cluster-id,nonsense' } };
+  t.same(slimKpoPod(metadata, KEPT, 'podgate.io/injected-labels')?.injectedLabels, ['podgate.io/environment'], 'only labels it keeps and carries');
+  t.equal(slimKpoPod({ ...metadata, annotations: {} }, KEPT, 'podgate.io/injected-labels')?.injectedLabels, undefined);
+});

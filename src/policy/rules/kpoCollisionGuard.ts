@@ -63,6 +63,22 @@ function matchesLookup(pod: KpoPod, lookup: Lookup): boolean {
   return pod.partialLabels === true || matched === lookup.size;
 }
 
+/**
+ * The other direction: whether the lookup of `pod`'s own operator would find the new pod
+ * (labels `new`): every label of its selector (its labels but those KPO leaves out and
+ * those podgate added to it) on the new pod. Costs the cached pod's few labels. A partial
+ * cached pod whose kept labels all match counts as a match, the safe side.
+ */
+function lookupOfCachedFinds(pod: KpoPod, labels: ReadonlyMap<string, string>): boolean {
+  if (pod.labels.get('already_checked') === 'True' || pod.labels.has('airflow-worker')) return false;
+  const injected = pod.injectedLabels ?? [];
+  for (const [key, value] of pod.labels) {
+    if (UNSELECTED.has(key) || injected.includes(key)) continue;
+    if (labels.get(key) !== value) return false;
+  }
+  return true;
+}
+
 /** At most three pods by name, then how many more: the message does not grow with the cluster. */
 function podList(pods: readonly KpoPod[]): string {
   const named = pods.slice(0, 3).map((pod) => `${pod.namespace}/${pod.name}`).join(', ');
@@ -76,10 +92,12 @@ function describeTask(labels: ReadonlyMap<string, string>): string {
 function validate(config: Config, airflow: Airflow, { request, object, cluster }: RuleInput): RuleResult {
   const labels = stringMapAt(object, 'metadata', 'labels');
   if (!airflow.isKpoPod(labels)) return skip();
+  if (request.operation === 'UPDATE' && !lookupLabelsChange(stringMapAt(request.oldObject, 'metadata', 'labels'), labels)) return skip();
+  // A creator of no environment, with no label, is no environment's: it collides with every environment's pods.
   const environment = airflow.environmentOf(request.userInfo) ?? labels.get(airflow.environmentKey);
   const namespace = request.namespace ?? '';
   const identity = kpoIdentity(namespace, labels);
-  if (environment === undefined || identity === undefined) return skip();
+  if (identity === undefined) return skip();
 
   if (!cluster.kpoPods.synced) {
     const mode = config.whileUnsynced ?? 'warn';
@@ -95,19 +113,46 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
   if (sameTask.length === 0) return pass(); // the common case: no other pod of this task instance
   const lookup = lookupOf(airflow, labels, injectedKeys(airflow, object));
   const name = stringAt(object, 'metadata', 'name');
-  const clashes = sameTask.filter((pod) => {
+  const others = sameTask.filter((pod) => {
     const owner = pod.labels.get(airflow.environmentKey);
-    return pod.name !== name && owner !== undefined && owner !== environment && matchesLookup(pod, lookup);
+    return pod.name !== name && owner !== undefined && owner !== environment;
   });
-  const [first] = clashes;
-  if (first === undefined) return pass();
-  const other = first.labels.get(airflow.environmentKey) ?? '';
-  const pods = podList(clashes);
+  const task = describeTask(labels);
+  const fix = environment === undefined ? 'Create KubernetesPodOperator pods with an identity of one of airflow.environments' : `Set ${airflow.environmentKey}: "${environment}" in the operator's labels (labels= or an Airflow cluster policy) so each environment only looks up its own pods`;
+  const tags = (other: string) => ({ tags: { environment: environment ?? 'none', other } });
+
+  // This pod's lookup finds another environment's live pod.
+  const found = others.filter((pod) => matchesLookup(pod, lookup));
+  const [first] = found;
+  if (first !== undefined) {
+    const other = first.labels.get(airflow.environmentKey) ?? '';
+    return fail(
+      [`the operator's lookup for this task (${task}) also matches live pod ${podList(found)} of environment ${other}; KubernetesPodOperator would find both and fail ("More than one pod running with labels"), or re-attach to ${other}'s pod and delete it`],
+      `Pause the DAG in one environment, or ${lowerFirst(fix)}.`,
+      tags(other),
+    );
+  }
+  // Another environment's live pod's lookup finds this one: that environment's KPO would be the one to fail.
+  const finders = others.filter((pod) => lookupOfCachedFinds(pod, labels));
+  const [finder] = finders;
+  if (finder === undefined) return pass();
+  const other = finder.labels.get(airflow.environmentKey) ?? '';
   return fail(
-    [`the operator's lookup for this task (${describeTask(labels)}) also matches live pod ${pods} of environment ${other}; KubernetesPodOperator would find both and fail ("More than one pod running with labels"), or re-attach to ${other}'s pod and delete it`],
-    `Pause the DAG in one environment, or set ${airflow.environmentKey}: "${environment}" in the operator's labels (labels= or an Airflow cluster policy) so each environment only looks up its own pods.`,
-    { tags: { environment, other } },
+    [`the lookup of environment ${other}'s live pod ${podList(finders)} for this task (${task}) would also find this pod; ${other}'s KubernetesPodOperator would find both and fail ("More than one pod running with labels"), or re-attach to this pod and delete it`],
+    `Pause the DAG in one environment, or have environment ${other} set ${airflow.environmentKey} in its operator's labels so its lookups only find its own pods.`,
+    tags(other),
   );
+}
+
+/** Whether an UPDATE changes what a lookup can match: any label but those KPO leaves out of its selector. */
+function lookupLabelsChange(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): boolean {
+  for (const [key, value] of after) if (!UNSELECTED.has(key) && before.get(key) !== value) return true;
+  for (const key of before.keys()) if (!UNSELECTED.has(key) && !after.has(key)) return true;
+  return false;
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 export const kpoCollisionGuard = defineRuleKind({
@@ -115,7 +160,7 @@ export const kpoCollisionGuard = defineRuleKind({
   schema,
   build(config, { airflow }) {
     if (airflow === undefined) return missingAirflow('kpoCollisionGuard');
-    // The engine calls it for Pod CREATEs only (kinds, operations).
-    return { kinds: ['Pod'], operations: ['CREATE'], watches: ['kpoPods'], validate: (input) => validate(config, airflow, input) };
+    // Pod CREATEs, and UPDATEs that change a label a lookup selects on.
+    return { kinds: ['Pod'], operations: ['CREATE', 'UPDATE'], watches: ['kpoPods'], validate: (input) => validate(config, airflow, input) };
   },
 });

@@ -321,3 +321,31 @@ t.test('an identity of no environment cannot wear an environment label; a contro
   t.equal(decide('validate', makeRequest(scaled, { ...ALPHA, operation: 'UPDATE', oldObject: job({ 'podgate.io/environment': 'production' }) }), p, EMPTY_CLUSTER).allowed, true, 'one that leaves the template labels alone is not');
   t.equal(decide('mutate', makeRequest(job({}), PRODUCTION), p, EMPTY_CLUSTER).patch.length, 0, 'templates are never patched');
 });
+
+t.test('the collision guard looks both ways, on UPDATEs too, and for creators of no environment', async (t) => {
+  const p = policy([collisionRule]);
+  const cached = (pod: Json, environment: string, injected: boolean): KpoPod => ({ ...live(pod, { 'podgate.io/environment': environment }), ...(injected ? { injectedLabels: ['podgate.io/environment'] } : {}) });
+  const cluster = (...pods: KpoPod[]): ClusterState => ({ ...EMPTY_CLUSTER, kpoPods: staticKpoPods(pods) });
+  // Production's live pod is unscoped: podgate added its label, so its lookup is the task labels alone.
+  const productionUnscoped = cached(makeKpoPod({ suffix: 'prod0001' }), 'production', true);
+  const scopedAlpha = makeKpoPod({ suffix: 'alpha001', operatorLabels: { 'podgate.io/environment': 'alpha' } });
+  t.equal(
+    decide('validate', makeRequest(scopedAlpha, ALPHA), p, cluster(productionUnscoped)).denial?.message,
+    "Pod airflow/export-action-log-alpha001: the lookup of environment production's live pod airflow/export-action-log-prod0001 for this task (dag_id=foo-bar-dag-id, task_id=foo-bar-task-id, run_id=scheduled__2023-03-08T0130000000-77fa57adf) would also find this pod; production's KubernetesPodOperator would find both and fail (\"More than one pod running with labels\"), or re-attach to this pod and delete it (rule kpo-collisions). Pause the DAG in one environment, or have environment production set podgate.io/environment in its operator's labels so its lookups only find its own pods.",
+    "a scoped pod beside another environment's unscoped one: that one's lookup would find it",
+  );
+  const productionScoped = cached(makeKpoPod({ suffix: 'prod0001' }), 'production', false);
+  t.equal(decide('validate', makeRequest(scopedAlpha, ALPHA), p, cluster(productionScoped)).allowed, true, 'both scoped: no lookup finds the other');
+
+  const alphaOtherRun = makeKpoPod({ suffix: 'alpha002', runId: 'manual__1' });
+  const movedToProductionsRun = makeKpoPod({ suffix: 'alpha002' });
+  const labelsAlpha = (pod: Json) => { (labelsOf(pod) ?? {})['podgate.io/environment'] = 'alpha'; return pod; };
+  const update = decide('validate', makeRequest(labelsAlpha(movedToProductionsRun), { ...ALPHA, operation: 'UPDATE', oldObject: labelsAlpha(alphaOtherRun) }), p, cluster(productionUnscoped));
+  t.match(update.denial?.message, /the lookup of environment production's live pod airflow\/export-action-log-prod0001 .* would also find this pod/, "an UPDATE that moves alpha's pod onto production's task instance");
+  const checked = structuredClone(labelsAlpha(makeKpoPod({ suffix: 'alpha003' })));
+  (labelsOf(checked) ?? {})['already_checked'] = 'True';
+  t.equal(decide('validate', makeRequest(checked, { ...ALPHA, operation: 'UPDATE', oldObject: labelsAlpha(makeKpoPod({ suffix: 'alpha003' })) }), p, cluster(productionUnscoped)).allowed, true, 'an UPDATE that only marks the pod already_checked is not judged');
+
+  const nobody = { username: 'system:serviceaccount:team-x:default', groups: ['system:serviceaccounts'] };
+  t.match(decide('validate', makeRequest(makeKpoPod({ suffix: 'nobody01' }), nobody), p, cluster(productionUnscoped)).denial?.message, /also matches live pod .* of environment production.*Pause the DAG in one environment, or create KubernetesPodOperator pods with an identity of one of airflow\.environments\.$/, 'a creator of no environment, without a label, is checked against every environment');
+});
