@@ -1,6 +1,6 @@
 import t from 'tap';
 import { admissionResponseOf, applyResponsePatch, call, startServer } from '../helpers/https.ts';
-import { makeRequest, makeReview } from '../helpers/builders.ts';
+import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
 import { AIRFLOW_SECTION, ALPHA, makeKpoPod, PRODUCTION } from '../helpers/kpo.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
 import { EMPTY_CLUSTER } from '../../src/policy/cluster.ts';
@@ -109,4 +109,89 @@ t.test('two environments’ identical pods sent at the same moment: never both a
   t.equal(await race(false, 20), 20, 'without counting admitted pods, every pair gets through (neither is in the watch yet)');
   t.equal(await race(true, 20), 0, 'counting them, no pair does');
   t.equal(await race(true, 5, true), 5, 'dry runs create nothing, so they count for nothing');
+});
+
+t.test('attribution over HTTPS, both webhooks in the API server’s order: actor x target x path', async (t) => {
+  const compiled = compilePolicy({
+    apiVersion: 'podgate.io/v1alpha1',
+    kind: 'Policy',
+    airflow: AIRFLOW_SECTION,
+    rules: [
+      { name: 'environment-labels', kind: 'kpoEnvironment' },
+      { name: 'kpo-collisions', kind: 'kpoCollisionGuard' },
+      { name: 'kpo-ownership', kind: 'kpoOwnership' },
+    ],
+  });
+  if (!compiled.ok || compiled.policy.kpoPodSelection === undefined) throw new Error('policy');
+  const selection = compiled.policy.kpoPodSelection;
+  const index = new KpoPodIndex();
+  const server = await startServer(compiled.policy, {
+    cluster: () => ({ ...EMPTY_CLUSTER, kpoPods: index }),
+    onAdmitted: (request) => { recordAdmission(index, selection, new Set(selection.keptLabels), request, Date.now()); },
+  });
+  t.teardown(() => server.close());
+  type Who = { username: string; groups: string[]; extra?: Record<string, string[]> };
+  const review = async (webhook: 'mutate' | 'validate', request: AdmissionRequest) => {
+    const sent = makeReview(request);
+    return admissionResponseOf(await call(`${server.url}/${webhook}`, { ca: server.ca, body: JSON.stringify(sent) }), sent);
+  };
+  /** A CREATE goes through the mutating webhook (its patch applied), then the validating one; everything else only through the validating one. */
+  const send = async (request: AdmissionRequest): Promise<{ allowed: boolean; message: string; object: unknown }> => {
+    let current = request;
+    if (request.operation === 'CREATE' && request.kind.kind === 'Pod') {
+      const mutation = await review('mutate', request);
+      if (!mutation.allowed) return { allowed: false, message: mutation.status?.message ?? '', object: request.object };
+      current = { ...request, object: applyResponsePatch(request.object, mutation) };
+    }
+    const validation = await review('validate', current);
+    return { allowed: validation.allowed, message: validation.status?.message ?? '', object: current.object };
+  };
+  const nobody: Who = { username: 'system:serviceaccount:team-x:default', groups: ['system:serviceaccounts'] };
+  const jobController: Who = { username: 'system:serviceaccount:kube-system:job-controller', groups: ['system:serviceaccounts'] };
+  const admin: Who = { username: 'kubernetes-admin', groups: ['system:masters'] };
+  const kubelet: Who = { username: 'system:node:gke-pool-1-a1b2', groups: ['system:nodes'] };
+  const autoscaler: Who = { username: 'system:serviceaccount:kube-system:cluster-autoscaler', groups: ['system:serviceaccounts'] };
+
+  // Alpha's pod, as alpha creates it: podgate labels it alpha, and the index counts it.
+  const alphaCreate = await send(makeRequest(makeKpoPod({ taskId: 'owned', suffix: 'alpha0001' }), ALPHA));
+  t.equal(alphaCreate.allowed, true);
+  const alphaPod = alphaCreate.object as Json;
+  const relabelled = structuredClone(alphaPod);
+  (relabelled['metadata'] as { labels: Record<string, string> }).labels['podgate.io/environment'] = 'production';
+  const running = { ...structuredClone(alphaPod), status: { phase: 'Running' } };
+  const plainPod = makePod({ name: 'web', namespace: 'airflow' });
+  const eviction = (who: Who): AdmissionRequest => ({
+    ...makeRequest({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'export-action-log-alpha0001', namespace: 'airflow' } }, who),
+    kind: { group: 'policy', version: 'v1', kind: 'Eviction' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    subResource: 'eviction',
+  });
+  let task = 0;
+  const claimingProduction = () => makeKpoPod({ taskId: `claim-${(task += 1)}`, suffix: `c${task}`, operatorLabels: { 'podgate.io/environment': 'production' } });
+
+  const cases: [string, () => AdmissionRequest, RegExp | true][] = [
+    ['alpha creates a pod claiming production', () => makeRequest(claimingProduction(), ALPHA), /names environment production, but its creator system:serviceaccount:airflow-alpha:airflow-worker is environment alpha/],
+    ['production creates a pod claiming production', () => makeRequest(claimingProduction(), PRODUCTION), true],
+    ['an identity of no environment creates a pod claiming production', () => makeRequest(claimingProduction(), nobody), /claims environment production, but its creator system:serviceaccount:team-x:default matches no environment/],
+    ['the Job controller creates a pod claiming production (its Job was judged)', () => makeRequest(claimingProduction(), jobController), true],
+    ['an exempt identity creates a pod claiming production', () => makeRequest(claimingProduction(), admin), true],
+    ['an identity of no environment creates an unlabelled KPO pod (a warning)', () => makeRequest(makeKpoPod({ taskId: 'unlabelled', suffix: 'u1' }), nobody), true],
+    ["alpha relabels its pod to production", () => makeRequest(relabelled, { ...ALPHA, operation: 'UPDATE', oldObject: alphaPod }), /changes its label podgate\.io\/environment from "alpha" to "production"/],
+    ["production relabels alpha's pod", () => makeRequest(relabelled, { ...PRODUCTION, operation: 'UPDATE', oldObject: alphaPod }), /may not modify it/],
+    ["an identity of no environment relabels alpha's pod", () => makeRequest(relabelled, { ...nobody, operation: 'UPDATE', oldObject: alphaPod }), /changes its label/],
+    ["an exempt identity relabels alpha's pod", () => makeRequest(relabelled, { ...admin, operation: 'UPDATE', oldObject: alphaPod }), true],
+    ["production relabels alpha's pod through pods/status", () => makeRequest(relabelled, { ...PRODUCTION, operation: 'UPDATE', oldObject: alphaPod, subResource: 'status' }), /may not modify it/],
+    ["the kubelet updates alpha's pod status", () => makeRequest(running, { ...kubelet, operation: 'UPDATE', oldObject: alphaPod, subResource: 'status' }), true],
+    ["production evicts alpha's pod", () => eviction(PRODUCTION), /pod export-action-log-alpha0001 belongs to environment alpha, and mwaa-service \(environment production\) may not evict it/],
+    ["an autoscaler evicts alpha's pod", () => eviction(autoscaler), true],
+    ["production deletes alpha's pod", () => makeRequest(alphaPod, { ...PRODUCTION, operation: 'DELETE' }), /may not delete it/],
+    ["an identity of no environment deletes alpha's pod", () => makeRequest(alphaPod, { ...nobody, operation: 'DELETE' }), true],
+    ['production deletes a pod that is no KPO pod', () => makeRequest(plainPod, { ...PRODUCTION, operation: 'DELETE' }), true],
+    ["alpha deletes its own pod", () => makeRequest(alphaPod, { ...ALPHA, operation: 'DELETE' }), true],
+  ];
+  for (const [name, request, expected] of cases) {
+    const outcome = await send(request());
+    if (expected === true) t.equal(outcome.allowed, true, `${name}: admitted${outcome.message ? ` (${outcome.message})` : ''}`);
+    else t.match(outcome, { allowed: false, message: expected }, `${name}: refused`);
+  }
 });
