@@ -173,11 +173,13 @@ export class ClusterWatches {
  */
 export function recordAdmission(index: KpoPodIndex, selection: KpoPodSelection, kept: ReadonlySet<string>, request: AdmissionRequest, now: number): void {
   if (request.operation !== 'CREATE' || request.dryRun === true || request.subResource || request.kind.group !== '' || request.kind.kind !== 'Pod') return;
-  const labels = at(request.object, 'metadata', 'labels');
-  const annotations = at(request.object, 'metadata', 'annotations');
-  if (!selection.selects(stringMapAt(request.object, 'metadata', 'labels'))) return;
   const name = stringAt(request.object, 'metadata', 'name') || request.name || `(generated ${request.uid})`;
   const namespace = request.namespace || stringAt(request.object, 'metadata', 'namespace') || '';
+  // Already counted (the watch, or this very pod reinvoked): nothing to build. Checked first: this runs for every admitted review.
+  if (index.byName(namespace, name) !== undefined) return;
+  if (!selection.selects(stringMapAt(request.object, 'metadata', 'labels'))) return;
+  const labels = at(request.object, 'metadata', 'labels');
+  const annotations = at(request.object, 'metadata', 'annotations');
   const pod = slimKpoPod({ name, namespace, labels, annotations }, kept, selection.injectedKey);
   if (pod !== undefined) index.admitted(pod, now);
 }
