@@ -111,12 +111,13 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
 
   const sameTask = cluster.kpoPods.withIdentity(identity);
   if (sameTask.length === 0) return pass(); // the common case: no other pod of this task instance
-  const lookup = lookupOf(airflow, labels, injectedKeys(airflow, object));
   const name = stringAt(object, 'metadata', 'name');
   const others = sameTask.filter((pod) => {
     const owner = pod.labels.get(airflow.environmentKey);
     return pod.name !== name && owner !== undefined && owner !== environment;
   });
+  if (others.length === 0) return pass(); // only this pod itself, or its own environment's
+  const lookup = lookupOf(airflow, labels, injectedKeys(airflow, object));
   const task = describeTask(labels);
   const fix = environment === undefined ? 'Create KubernetesPodOperator pods with an identity of one of airflow.environments' : `Set ${airflow.environmentKey}: "${environment}" in the operator's labels (labels= or an Airflow cluster policy) so each environment only looks up its own pods`;
   const tags = (other: string) => ({ tags: { environment: environment ?? 'none', other } });
