@@ -10,17 +10,15 @@ import type { AdmissionRequest } from '../../src/admission/review.ts';
 
 type Json = Record<string, unknown>;
 
+const KPO_RULES = {
+  environment: { name: 'environment-labels', kind: 'kpoEnvironment' },
+  collisions: { name: 'kpo-collisions', kind: 'kpoCollisionGuard' },
+  ownership: { name: 'kpo-ownership', kind: 'kpoOwnership' },
+};
+const kpoPolicy = (rules: readonly Json[]) => compilePolicy({ apiVersion: 'podgate.io/v1alpha1', kind: 'Policy', airflow: AIRFLOW_SECTION, rules });
+
 t.test('incident 1 end to end over HTTPS: two environments, one namespace, the same DAG', async (t) => {
-  const compiled = compilePolicy({
-    apiVersion: 'podgate.io/v1alpha1',
-    kind: 'Policy',
-    airflow: AIRFLOW_SECTION,
-    rules: [
-      { name: 'environment-labels', kind: 'kpoEnvironment' },
-      { name: 'kpo-collisions', kind: 'kpoCollisionGuard' },
-      { name: 'kpo-ownership', kind: 'kpoOwnership' },
-    ],
-  });
+  const compiled = kpoPolicy([KPO_RULES.environment, KPO_RULES.collisions, KPO_RULES.ownership]);
   if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
   // The pod watch, as the API server would feed it once a pod is admitted.
   const index = new KpoPodIndex();
@@ -72,7 +70,7 @@ t.test('incident 1 end to end over HTTPS: two environments, one namespace, the s
 });
 
 t.test('two environments’ identical pods sent at the same moment: never both admitted (one replica), dry runs aside', async (t) => {
-  const compiled = compilePolicy({ apiVersion: 'podgate.io/v1alpha1', kind: 'Policy', airflow: AIRFLOW_SECTION, rules: [{ name: 'kpo-collisions', kind: 'kpoCollisionGuard' }] });
+  const compiled = kpoPolicy([KPO_RULES.collisions]);
   if (!compiled.ok || compiled.policy.kpoPodSelection === undefined) throw new Error('policy');
   const selection = compiled.policy.kpoPodSelection;
   const kept = new Set(selection.keptLabels);
@@ -112,16 +110,7 @@ t.test('two environments’ identical pods sent at the same moment: never both a
 });
 
 t.test('attribution over HTTPS, both webhooks in the API server’s order: actor x target x path', async (t) => {
-  const compiled = compilePolicy({
-    apiVersion: 'podgate.io/v1alpha1',
-    kind: 'Policy',
-    airflow: AIRFLOW_SECTION,
-    rules: [
-      { name: 'environment-labels', kind: 'kpoEnvironment' },
-      { name: 'kpo-collisions', kind: 'kpoCollisionGuard' },
-      { name: 'kpo-ownership', kind: 'kpoOwnership' },
-    ],
-  });
+  const compiled = kpoPolicy([KPO_RULES.environment, KPO_RULES.collisions, KPO_RULES.ownership]);
   if (!compiled.ok || compiled.policy.kpoPodSelection === undefined) throw new Error('policy');
   const selection = compiled.policy.kpoPodSelection;
   const index = new KpoPodIndex();
