@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { validatePolicyText, type PolicyResult } from './validate.ts';
@@ -23,9 +23,15 @@ export const MAX_POLICY_BYTES = 1024 * 1024;
 export async function readPolicyFile(path: string, compile: PolicyCompiler): Promise<PolicyResult & { readonly sha256?: string }> {
   let text: string;
   try {
-    const bytes = await readFile(path);
-    if (bytes.length > MAX_POLICY_BYTES) return { ok: false, errors: [`${path}: the policy file is ${bytes.length} bytes; podgate reads at most ${MAX_POLICY_BYTES} (a ConfigMap's limit)`] };
-    text = bytes.toString('utf8');
+    // The size is checked before reading: a file of a gigabyte is refused without holding it in memory.
+    const handle = await open(path, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size > MAX_POLICY_BYTES) return { ok: false, errors: [`${path}: the policy file is ${size} bytes; podgate reads at most ${MAX_POLICY_BYTES} (a ConfigMap's limit)`] };
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     const reason = error instanceof Error && 'code' in error ? String(error.code) : String(error);
     return { ok: false, errors: [`${path}: cannot read the policy file (${reason})`] };

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadAndWatchPolicy } from '../../src/config/load.ts';
+import { loadAndWatchPolicy, MAX_POLICY_BYTES, readPolicyFile } from '../../src/config/load.ts';
 import { PolicyStore } from '../../src/config/store.ts';
 import { policyCheck } from '../../src/server/readiness.ts';
 import { compileFakePolicy } from '../helpers/fake-rules.ts';
@@ -76,4 +76,11 @@ t.test('a policy that is invalid from the start leaves the store empty (not read
   watch.close();
   t.equal(store.current, undefined);
   t.match(policyCheck(store.status), { ok: false, detail: /^no valid policy loaded from .*podgate\.yaml; a newer file was rejected/ });
+});
+
+t.test('a policy file over the size limit is refused before it is read', async (t) => {
+  const path = join(t.testdir(), 'huge.yaml');
+  await writeFile(path, `# ${'x'.repeat(MAX_POLICY_BYTES)}\n`);
+  const result = await readPolicyFile(path, compileFakePolicy);
+  t.same(result, { ok: false, errors: [`${path}: the policy file is ${MAX_POLICY_BYTES + 3} bytes; podgate reads at most ${MAX_POLICY_BYTES} (a ConfigMap's limit)`] });
 });
