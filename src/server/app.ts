@@ -1,5 +1,7 @@
+import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import { EventLoopLag } from './lag.ts';
+import { AdmissionGate } from './gate.ts';
 import { Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
 import { decide } from '../admission/decide.ts';
@@ -90,27 +92,32 @@ class HttpError extends Error {
  */
 export function buildApp(deps: AppDeps) {
   const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const metrics = deps.metrics ?? new Metrics();
+  const gate = new AdmissionGate({
+    bodyLimit,
+    maxInflightBytes: deps.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES,
+    maxEventLoopDelayMs: deps.maxEventLoopDelayMs ?? DEFAULT_MAX_EVENT_LOOP_DELAY_MS,
+    onShed: () => { metrics.rejected('overloaded'); },
+  });
+  // The server is built here, not by Fastify, so the gate sees each request before Fastify does (see gate.ts).
+  const serverFactory = (handler: RequestListener) => {
+    const gated = (request: IncomingMessage, response: ServerResponse) => {
+      if (gate.admit(request, response)) handler(request, response);
+    };
+    // The API server keeps connections open between calls; outlive its idle timeout (90 s) so it closes them, not us.
+    const server = deps.tls ? createHttpsServer({ ...deps.tls, ...SERVER_TIMEOUTS, keepAliveTimeout: 120_000 }, gated) : createHttpServer({ keepAliveTimeout: 120_000, requestTimeout: REQUEST_TIMEOUT_MS }, gated);
+    server.maxConnections = deps.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    return server;
+  };
   // No logger for Fastify: podgate writes its own line per decision (below) and per fault (the
   // error handler). Given a logger, Fastify binds a child logger to every request and listens for
   // each response's 'finish' and 'error' to log request lines: work podgate would pay for on every
   // review only to switch the lines off (an A/B in one run: 77% -> 80% of the bench's baseline). What
   // Fastify would still have logged is its "Server listening" line (podgate logs its own) and
   // warnings about misuse of its API.
-  const app = Fastify({
-    bodyLimit,
-    ...(deps.tls ? { https: { ...deps.tls, ...SERVER_TIMEOUTS } } : {}),
-    // The API server keeps connections open between calls; outlive its idle timeout (90 s) so it closes them, not us.
-    keepAliveTimeout: 120_000,
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    forceCloseConnections: 'idle',
-  });
-  app.server.maxConnections = deps.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-  app.decorateRequest('inflightBytes', 0);
-
-  const metrics = deps.metrics ?? new Metrics();
-  const inflight = new InflightBytes(deps.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES);
+  const app = Fastify({ bodyLimit, serverFactory, forceCloseConnections: 'idle' });
   app.addHook('onClose', (_instance, done) => {
-    inflight.stop();
+    gate.stop();
     done();
   });
   // The API server always sends JSON, but curl -d sends form encoding: read every body as JSON, with a clear error.
@@ -124,7 +131,7 @@ export function buildApp(deps: AppDeps) {
   });
 
   app.setErrorHandler((error: { statusCode?: number; message?: string; code?: string }, request, reply) => {
-    inflight.release(request); // a body that could not be read or parsed is done with
+    gate.release(request.raw); // a body that could not be read or parsed is done with
     const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
     if (statusCode >= 500) {
       deps.logger.error({ err: error, url: request.url }, 'request failed');
@@ -135,53 +142,23 @@ export function buildApp(deps: AppDeps) {
     const message = tooLarge ? `request body exceeds ${bodyLimit} bytes` : (error.message ?? 'bad request');
     return reply.code(statusCode).send({ error: message });
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: `no route ${request.method} ${request.url}; podgate serves POST /mutate, POST /validate, GET /healthz, GET /readyz (GET /metrics is on the operations port)` }),
-  );
-
-  // Admission routes in their own context, so load shedding never touches /healthz (a liveness failure under load would restart podgate).
-  void app.register((admission, _options, registered) => {
-    const maxEventLoopDelay = deps.maxEventLoopDelayMs ?? DEFAULT_MAX_EVENT_LOOP_DELAY_MS;
-    // Sampled every 100 ms: podgate reacts within a tenth of a second, well inside the API server's timeout.
-    const lag = maxEventLoopDelay > 0 ? new EventLoopLag(100) : undefined;
-    admission.addHook('onClose', (_instance, done) => {
-      lag?.stop();
-      done();
-    });
-    // 503 at once, the body unread (the connection is closed rather than read to the end); the webhook's failurePolicy applies.
-    const shed = (reply: FastifyReply, error: string): void => {
-      metrics.rejected('overloaded');
-      void reply.code(503).header('retry-after', '1').header('connection', 'close').send({ error: `${error}; retry, or the webhook's failurePolicy applies` });
-    };
-    // onRequest: shed before a byte of the body is read, while the event loop lags or the bodies in flight fill the budget.
-    admission.addHook('onRequest', (request, reply, done) => {
-      if (lag !== undefined && lag.ms > maxEventLoopDelay) {
-        shed(reply, `podgate is overloaded (its event loop runs ${lag.ms.toFixed(0)} ms late)`);
-        return;
-      }
-      // Without a Content-Length (chunked), the body may be as large as the limit: count it so.
-      const length = Number(request.headers['content-length'] ?? bodyLimit);
-      const size = Number.isFinite(length) && length >= 0 ? Math.min(length, bodyLimit) : bodyLimit;
-      if (inflight.reserve(request, size)) {
-        done();
-        return;
-      }
-      shed(reply, `podgate is already reading or judging ${inflight.bytes} bytes of reviews (its budget is ${inflight.limit})`);
-    });
-    // The handler answers through reply.send and returns nothing: a returned reply is a thenable,
-    // which Fastify would then wait on with a promise and 'finish' listeners, for every review.
-    // Once it has answered, the body is judged and done with: its bytes go back to the budget.
-    const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply): void => {
-      try {
-        handleReview(deps, metrics, phase, request, reply);
-      } finally {
-        inflight.release(request);
-      }
-    };
-    admission.post('/mutate', admit('mutate'));
-    admission.post('/validate', admit('validate'));
-    registered();
+  app.setNotFoundHandler((request, reply) => {
+    gate.release(request.raw);
+    return reply.code(404).send({ error: `no route ${request.method} ${request.url}; podgate serves POST /mutate, POST /validate, GET /healthz, GET /readyz (GET /metrics is on the operations port)` });
   });
+
+  // The handler answers through reply.send and returns nothing: a returned reply is a thenable,
+  // which Fastify would then wait on with a promise and 'finish' listeners, for every review.
+  // Once it has answered, the body is judged and done with: its bytes go back to the gate's budget.
+  const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply): void => {
+    try {
+      handleReview(deps, metrics, phase, request, reply);
+    } finally {
+      gate.release(request.raw);
+    }
+  };
+  app.post('/mutate', admit('mutate'));
+  app.post('/validate', admit('validate'));
   app.get('/healthz', () => ({ status: 'ok' }));
   // Anyone who can reach the webhook port can ask: say which checks pass, not their details (policy paths, errors that quote the policy).
   app.get('/readyz', (_request, reply) => {
@@ -222,61 +199,6 @@ function readinessSummary(state: Readiness): { ready: boolean; checks: Record<st
   const checks: Record<string, { ok: boolean }> = {};
   for (const [name, check] of Object.entries(state.checks)) checks[name] = { ok: check.ok };
   return { ready: state.ready, checks };
-}
-
-/**
- * Bytes of admission bodies in flight, against a budget. A request gives its bytes back
- * when the handler or the error handler is done with it; one whose client went away
- * mid-body (or was cut at the request deadline) reaches neither, and is found by a
- * sweep every second of the requests still holding bytes. A sweep rather than a
- * 'close' listener per request: listeners on every review cost podgate measurable
- * throughput (see the note on Fastify's logger above).
- */
-class InflightBytes {
-  readonly limit: number;
-  #bytes = 0;
-  readonly #holding = new Set<FastifyRequest>();
-  readonly #sweep: NodeJS.Timeout;
-
-  constructor(limit: number) {
-    this.limit = limit;
-    this.#sweep = setInterval(() => {
-      for (const request of this.#holding) if (request.raw.destroyed) this.release(request);
-    }, 1000);
-    this.#sweep.unref();
-  }
-
-  get bytes(): number {
-    return this.#bytes;
-  }
-
-  /** Takes `size` bytes of the budget for `request`, or refuses. One body alone may always take the whole budget, so no size is refused forever. */
-  reserve(request: FastifyRequest, size: number): boolean {
-    if (this.#bytes > 0 && this.#bytes + size > this.limit) return false;
-    this.#bytes += size;
-    request.inflightBytes = size;
-    this.#holding.add(request);
-    return true;
-  }
-
-  /** Gives back what `request` holds, if anything (safe to call more than once). */
-  release(request: FastifyRequest): void {
-    if (request.inflightBytes === 0) return;
-    this.#bytes -= request.inflightBytes;
-    request.inflightBytes = 0;
-    this.#holding.delete(request);
-  }
-
-  stop(): void {
-    clearInterval(this.#sweep);
-  }
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** What this admission request took of the in-flight budget, until its answer is sent or it is aborted. */
-    inflightBytes: number;
-  }
 }
 
 function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: FastifyRequest, reply: FastifyReply): FastifyReply {
