@@ -54,7 +54,7 @@ function cost(phase: Phase, body: string, cluster: ClusterState): { parseMs: num
     const parsed = parseAdmissionReview(json);
     if (parsed.ok) {
       const decision = decide(phase, parsed.review.request, policy, cluster);
-      verdict = decision.allowed ? (decision.patch.length > 0 ? `patched (${decision.patch.length} ops)` : 'allowed') : `denied: ${(decision.denial?.message ?? '').slice(0, 70)}…`;
+      verdict = decision.allowed ? (decision.patch.length > 0 ? `patched (${decision.patch.length} ops)` : 'allowed') : `denied: ${decision.denial.message.slice(0, 70)}…`;
     } else verdict = `400: ${parsed.error.slice(0, 70)}…`;
     times.push(performance.now() - afterParse);
   }

@@ -23,9 +23,9 @@ export interface AdmissionReviewResponse {
 export function admissionResponse(apiVersion: AdmissionVersion, uid: string, decision: Decision): AdmissionReviewResponse {
   // Built field by field rather than with conditional spreads: this runs for every review.
   const response: Mutable<AdmissionReviewResponse['response']> = { uid, allowed: decision.allowed };
-  if (decision.denial) response.status = decision.denial;
+  if (!decision.allowed) response.status = decision.denial;
   if (decision.warnings.length > 0) response.warnings = decision.warnings;
-  if (decision.allowed && decision.patch.length > 0) {
+  if (decision.patch.length > 0) {
     response.patchType = 'JSONPatch';
     response.patch = Buffer.from(JSON.stringify(decision.patch)).toString('base64');
   }

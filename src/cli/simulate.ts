@@ -64,7 +64,7 @@ export function simulate(policy: Policy, cluster: ClusterState, input: SourcedOb
   const request = requestFor(input.object, identity, operation, defaultNamespace);
   const ref = objectRef(request, input.object);
   const mutation = decide('mutate', request, policy, cluster);
-  if (!mutation.allowed) return { ref, source: input.source, admitted: false, messages: [mutation.denial?.message ?? ''], warnings: mutation.warnings, patch: [], result: input.object };
+  if (!mutation.allowed) return { ref, source: input.source, admitted: false, messages: [mutation.denial.message], warnings: mutation.warnings, patch: [], result: input.object };
   // As the API server does: the patch applied to the object as sent (a copy; the input stays as it was).
   const result = applyPatchCopying(input.object, mutation.patch);
   const validation = decide('validate', operation === 'DELETE' ? request : { ...request, object: result }, policy, cluster);
@@ -72,7 +72,7 @@ export function simulate(policy: Policy, cluster: ClusterState, input: SourcedOb
     ref,
     source: input.source,
     admitted: validation.allowed,
-    messages: validation.denial ? [validation.denial.message] : [],
+    messages: validation.allowed ? [] : [validation.denial.message],
     warnings: [...mutation.warnings, ...validation.warnings],
     patch: mutation.patch,
     result,

@@ -9,15 +9,46 @@ import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.
 
 export type Phase = 'mutate' | 'validate';
 
+/**
+ * The one vocabulary of what a finding does: deny rejects, warn admits with a warning
+ * kubectl shows, audit admits and only logs. A rule's `action` is one of these; a named
+ * check whose severity the rule's own parameters set (kpoEnvironment's scopedLookups) may
+ * also be `admit`: not reported at all.
+ */
 export const ACTIONS = ['deny', 'warn', 'audit'] as const;
 export type Action = (typeof ACTIONS)[number];
+export const CHECK_ACTIONS = [...ACTIONS, 'admit'] as const;
+export type CheckAction = (typeof CHECK_ACTIONS)[number];
 export const FAILURE_POLICIES = ['fail', 'ignore'] as const;
 export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
+
+/** The schema of a check's severity parameter: the check vocabulary, with its default. */
+export function CheckActionSchema(defaultAction: CheckAction, description: string) {
+  return StringEnum(CHECK_ACTIONS, { default: defaultAction, description });
+}
+
+/**
+ * A check of a rule with a severity of its own, named for logs and set from the rule's
+ * parameters when the policy loads. A finding of a named check takes the check's action
+ * instead of the rule's; every other finding takes the rule's.
+ */
+export interface Check {
+  readonly name: string;
+  readonly action: CheckAction;
+}
+
+/**
+ * What a finding counts in podgate's metrics, beyond the per-rule counter: the
+ * cross-environment events platform teams alert on. Never shown to the client.
+ */
+export type FindingCounter =
+  | { readonly counter: 'kpoCollision'; readonly environment: string; readonly other: string }
+  | { readonly counter: 'crossEnvironment'; readonly environment: string; readonly owner: string; readonly operation: Operation };
 
 /**
  * What one rule says about one request. Rules report facts; whether a finding
  * blocks, warns or is only logged, and how it is worded around the facts, is
- * decided in one place (decide.ts) from the rule's `action`.
+ * decided in one place (admission/fold.ts) from the rule's `action`, or its check's.
  */
 export type RuleResult =
   | { readonly status: 'skip' }
@@ -30,13 +61,9 @@ export type RuleResult =
       readonly hint: string;
       /** Said with the rule's name, e.g. a denylist entry's reason: `(rule quarantined-nodes: INC-1234)`. */
       readonly note?: string;
-      /**
-       * For a rule kind with several checks whose severities its own parameters set
-       * (kpoEnvironment's scopedLookups): replaces the rule's `action` for this finding.
-       */
-      readonly action?: Action;
-      /** Dimensions for metrics (e.g. the environment of a collision); never shown to the client. */
-      readonly tags?: Readonly<Record<string, string>>;
+      /** The named check that found it, when its severity is not the rule's `action`. */
+      readonly check?: Check;
+      readonly counter?: FindingCounter;
       readonly patch: readonly PatchOp[];
     };
 
@@ -51,14 +78,14 @@ export const pass = (patch: readonly PatchOp[] = []): RuleResult => (patch.lengt
 export const fail = (
   findings: readonly string[],
   hint: string,
-  options: { readonly note?: string | undefined; readonly patch?: readonly PatchOp[]; readonly action?: Action; readonly tags?: Readonly<Record<string, string>> } = {},
+  options: { readonly note?: string | undefined; readonly patch?: readonly PatchOp[]; readonly check?: Check; readonly counter?: FindingCounter } = {},
 ): RuleResult => ({
   status: 'fail',
   findings,
   hint,
   ...(options.note ? { note: options.note } : {}),
-  ...(options.action ? { action: options.action } : {}),
-  ...(options.tags ? { tags: options.tags } : {}),
+  ...(options.check ? { check: options.check } : {}),
+  ...(options.counter ? { counter: options.counter } : {}),
   patch: options.patch ?? [],
 });
 

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator, type CounterConfiguration, type MetricType, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import type { Decision } from '../admission/decision.ts';
-import type { Phase } from '../policy/rule.ts';
+import type { FindingCounter, Phase } from '../policy/rule.ts';
+import { assertNever } from '../lib/assert-never.ts';
 import { OPERATIONS, type Operation } from '../admission/review.ts';
 
 /** Seconds; resolves the sub-millisecond answers of a healthy podgate and the seconds of a sick one. */
@@ -104,10 +105,21 @@ export class Metrics {
     for (const report of decision.reports) {
       if (report.status === 'pass' && !report.patched) continue;
       this.#rules.inc({ rule: report.rule, rule_kind: report.kind, result: report.status === 'pass' ? 'patched' : report.status, action: report.action });
-      if (report.status !== 'fail' || report.tags === undefined) continue;
-      const { environment = 'none', other, owner, operation: op } = report.tags;
-      if (report.kind === 'kpoCollisionGuard' && other !== undefined) this.#collisions.inc({ environment, other });
-      if (owner !== undefined) this.#crossEnvironment.inc({ environment, owner, operation: op ?? operation });
+      if (report.status === 'fail' && report.counter !== undefined) this.#count(report.counter);
+    }
+  }
+
+  /** The counters a finding feeds besides the per-rule one (FindingCounter). */
+  #count(counter: FindingCounter): void {
+    switch (counter.counter) {
+      case 'kpoCollision':
+        this.#collisions.inc({ environment: counter.environment, other: counter.other });
+        break;
+      case 'crossEnvironment':
+        this.#crossEnvironment.inc({ environment: counter.environment, owner: counter.owner, operation: counter.operation });
+        break;
+      default:
+        assertNever(counter);
     }
   }
 

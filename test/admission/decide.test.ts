@@ -162,3 +162,24 @@ t.test('each webhook walks only the rules with logic for it, in policy order, wi
   t.equal(validated.allowed, false, 'the pod as sent has no team label');
   t.same(validated.reports.map((report) => report.rule), ['needs-team'], 'deletes judges DELETE only');
 });
+
+t.test('a rule matched on a label an earlier rule adds judges the first invocation as it judges the reinvocation', async (t) => {
+  const policy = fakePolicy({
+    rules: [
+      { name: 'team', kind: 'addLabel', key: 'team', value: 'data' },
+      { name: 'data-needs-owner', kind: 'requireLabel', key: 'owner', match: { labelSelector: { matchLabels: { team: 'data' } } } },
+    ],
+  });
+  const first = decide('mutate', makeRequest(pod), policy, EMPTY_CLUSTER);
+  t.equal(first.allowed, false, 'the label the first rule adds brings the pod into the second rule');
+  t.equal(first.denial?.message, 'Pod airflow/task-1: label owner is missing (rule data-needs-owner). Add the label owner.');
+  // What the API server's reinvocation would send: the pod with the first rule's patch applied.
+  const labelled = jsonpatch.applyPatch(structuredClone(pod), [{ op: 'add', path: '/metadata/labels/team', value: 'data' }]).newDocument;
+  const again = decide('mutate', makeRequest(labelled), policy, EMPTY_CLUSTER);
+  t.same(again.denial, first.denial, 'the reinvocation says the same');
+  const ownedPod = makePod({ name: 'task-1', namespace: 'airflow', labels: { app: 'x', owner: 'me' } });
+  const owned = decide('mutate', makeRequest(ownedPod), policy, EMPTY_CLUSTER);
+  t.equal(owned.allowed, true, 'a pod with an owner passes both rules');
+  const result = jsonpatch.applyPatch(structuredClone(ownedPod), jsonpatch.deepClone(owned.patch) as jsonpatch.Operation[]).newDocument;
+  t.same(result['metadata'], { name: 'task-1', namespace: 'airflow', labels: { app: 'x', owner: 'me', team: 'data' } }, 'and is labelled');
+});

@@ -1,9 +1,8 @@
-import { Type, type Static } from '@sinclair/typebox';
-import { StringEnum } from '../../config/ajv.ts';
+import { Type } from '@sinclair/typebox';
 import { stringAt, stringMapAt } from '../../admission/json.ts';
 import { injectedKeys, kpoIdentity, KPO_TASK_LABELS, KPO_UNSELECTED_LABELS, missingAirflow, type Airflow } from '../airflow.ts';
 import type { KpoPod } from '../cluster.ts';
-import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
+import { CheckActionSchema, defineRuleKind, fail, pass, ruleSchema, skip, type Check, type RuleInput, type RuleResult } from '../rule.ts';
 
 /**
  * kpoCollisionGuard (validating): refuse the second pod of a cross-environment
@@ -16,13 +15,9 @@ import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type Rule
  */
 const schema = ruleSchema('kpoCollisionGuard', "Refuses a KPO pod whose operator lookup would also match another environment's live pod.", {
   whileUnsynced: Type.Optional(
-    StringEnum(['warn', 'deny', 'admit'] as const, {
-      default: 'warn',
-      description: 'Before the pod watch has listed: warn (default: admit with a warning), deny (fail closed) or admit silently.',
-    }),
+    CheckActionSchema('warn', 'Before the pod watch has listed: warn (default: admit with a warning), deny (fail closed), audit (admit, and log it) or admit silently.'),
   ),
 });
-type Config = Static<typeof schema>;
 
 const UNSELECTED: ReadonlySet<string> = new Set(KPO_UNSELECTED_LABELS);
 
@@ -89,7 +84,7 @@ function describeTask(labels: ReadonlyMap<string, string>): string {
   return KPO_TASK_LABELS.flatMap((key) => (labels.has(key) ? [`${key}=${labels.get(key) ?? ''}`] : [])).join(', ');
 }
 
-function validate(config: Config, airflow: Airflow, { request, object, cluster }: RuleInput): RuleResult {
+function validate(unsynced: Check, airflow: Airflow, { request, object, cluster }: RuleInput): RuleResult {
   const labels = stringMapAt(object, 'metadata', 'labels');
   if (!airflow.isKpoPod(labels)) return skip();
   if (request.operation === 'UPDATE' && !lookupLabelsChange(stringMapAt(request.oldObject, 'metadata', 'labels'), labels)) return skip();
@@ -100,12 +95,10 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
   if (identity === undefined) return skip();
 
   if (!cluster.kpoPods.synced) {
-    const mode = config.whileUnsynced ?? 'warn';
-    if (mode === 'admit') return pass();
     return fail(
       ['the collision check could not run: podgate has not finished listing the live KubernetesPodOperator pods yet'],
-      mode === 'deny' ? 'Retry in a moment.' : 'The pod was admitted unchecked.',
-      { action: mode },
+      unsynced.action === 'deny' ? 'Retry in a moment.' : 'The pod was admitted unchecked.',
+      { check: unsynced },
     );
   }
 
@@ -120,7 +113,7 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
   const lookup = lookupOf(airflow, labels, injectedKeys(airflow, object));
   const task = describeTask(labels);
   const fix = environment === undefined ? 'Create KubernetesPodOperator pods with an identity of one of airflow.environments' : `Set ${airflow.environmentKey}: "${environment}" in the operator's labels (labels= or an Airflow cluster policy) so each environment only looks up its own pods`;
-  const tags = (other: string) => ({ tags: { environment: environment ?? 'none', other } });
+  const counted = (other: string) => ({ counter: { counter: 'kpoCollision', environment: environment ?? 'none', other } as const });
 
   // This pod's lookup finds another environment's live pod.
   const found = others.filter((pod) => matchesLookup(pod, lookup));
@@ -130,7 +123,7 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
     return fail(
       [`the operator's lookup for this task (${task}) also matches live pod ${podList(found)} of environment ${other}; KubernetesPodOperator would find both and fail ("More than one pod running with labels"), or re-attach to ${other}'s pod and delete it`],
       `Pause the DAG in one environment, or ${lowerFirst(fix)}.`,
-      tags(other),
+      counted(other),
     );
   }
   // Another environment's live pod's lookup finds this one: that environment's KPO would be the one to fail.
@@ -141,7 +134,7 @@ function validate(config: Config, airflow: Airflow, { request, object, cluster }
   return fail(
     [`the lookup of environment ${other}'s live pod ${podList(finders)} for this task (${task}) would also find this pod; ${other}'s KubernetesPodOperator would find both and fail ("More than one pod running with labels"), or re-attach to this pod and delete it`],
     `Pause the DAG in one environment, or have environment ${other} set ${airflow.environmentKey} in its operator's labels so its lookups only find its own pods.`,
-    tags(other),
+    counted(other),
   );
 }
 
@@ -162,6 +155,7 @@ export const kpoCollisionGuard = defineRuleKind({
   build(config, { airflow }) {
     if (airflow === undefined) return missingAirflow('kpoCollisionGuard');
     // Pod CREATEs, and UPDATEs that change a label a lookup selects on.
-    return { kinds: ['Pod'], operations: ['CREATE', 'UPDATE'], watches: ['kpoPods'], validate: (input) => validate(config, airflow, input) };
+    const unsynced: Check = { name: 'whileUnsynced', action: config.whileUnsynced ?? 'warn' };
+    return { kinds: ['Pod'], operations: ['CREATE', 'UPDATE'], watches: ['kpoPods'], validate: (input) => validate(unsynced, airflow, input) };
   },
 });

@@ -1,12 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { StringEnum } from '../../config/ajv.ts';
 import { at, jsonEqual, stringMapAt } from '../../admission/json.ts';
 import type { UserInfo } from '../../admission/review.ts';
 import { workloadOf, WORKLOAD_KINDS } from '../workload.ts';
 import { injectedKeys, missingAirflow, type Airflow } from '../airflow.ts';
 import { labelValueProblem } from '../selector.ts';
 import { addToMetadataMap } from '../metadataPatch.ts';
-import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
+import { CheckActionSchema, defineRuleKind, fail, pass, ruleSchema, skip, type Check, type RuleInput, type RuleResult } from '../rule.ts';
 
 /**
  * kpoEnvironment (mutating): label every KubernetesPodOperator pod with the
@@ -15,22 +14,30 @@ import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type Rule
  * environment label names another environment than its creator's, and report
  * when the operator's own lookups are not scoped to its environment.
  */
-const Severity = (description: string) => StringEnum(['deny', 'warn', 'audit', 'admit'] as const, { default: 'warn', description });
 
 const schema = ruleSchema('kpoEnvironment', "Labels KPO pods with their creator's environment and the cluster id; refuses a label naming another environment.", {
   scopedLookups: Type.Optional(
-    Severity(
+    CheckActionSchema(
+      'warn',
       "When the operator's labels lack the environment label (podgate had to add it), KPO's lookups are not scoped to one environment: deny, warn (default), audit or admit silently.",
     ),
   ),
-  unknownCreator: Type.Optional(Severity('A KPO pod whose creator matches no environment: deny, warn (default: admit with a warning), audit or admit.')),
+  unknownCreator: Type.Optional(CheckActionSchema('warn', 'A KPO pod whose creator matches no environment: deny, warn (default: admit with a warning), audit or admit.')),
   unknownCreatorLabel: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'Label such pods with this environment value instead of leaving them unlabelled.' })),
 });
 type Config = Static<typeof schema>;
 
-function severity(value: Config['scopedLookups']) {
-  const chosen = value ?? 'warn';
-  return chosen === 'admit' ? undefined : chosen;
+/** The two checks whose severity the rule's parameters set; every other finding takes the rule's action. */
+interface Checks {
+  readonly scopedLookups: Check;
+  readonly unknownCreator: Check;
+}
+
+function checksOf(config: Config): Checks {
+  return {
+    scopedLookups: { name: 'scopedLookups', action: config.scopedLookups ?? 'warn' },
+    unknownCreator: { name: 'unknownCreator', action: config.unknownCreator ?? 'warn' },
+  };
 }
 
 function labelsToAdd(airflow: Airflow, labels: ReadonlyMap<string, string>, environment: string): Record<string, string> {
@@ -46,7 +53,7 @@ function labelPatch(airflow: Airflow, object: unknown, add: Record<string, strin
   return [...addToMetadataMap(object, [], 'labels', add), ...addToMetadataMap(object, [], 'annotations', { [airflow.injectedKey]: keys.join(',') })];
 }
 
-function mutate(config: Config, airflow: Airflow, { request, object }: RuleInput): RuleResult {
+function mutate(config: Config, checks: Checks, airflow: Airflow, { request, object }: RuleInput): RuleResult {
   const labels = stringMapAt(object, 'metadata', 'labels');
   if (!airflow.isKpoPod(labels)) return skip();
   const user = request.userInfo.username ?? '(no username)';
@@ -57,12 +64,10 @@ function mutate(config: Config, airflow: Airflow, { request, object }: RuleInput
     if (foreign !== undefined) return foreign;
     const label = config.unknownCreatorLabel;
     const patch = label === undefined ? [] : labelPatch(airflow, object, labelsToAdd(airflow, labels, label));
-    const action = severity(config.unknownCreator);
-    if (action === undefined) return pass(patch);
     return fail(
       [`its creator ${user} matches no environment in the policy, so podgate cannot tell which Airflow installation it belongs to`],
       'Add that identity to one of airflow.environments in the podgate policy, or create KubernetesPodOperator pods with an Airflow service account.',
-      { patch, action },
+      { patch, check: checks.unknownCreator },
     );
   }
 
@@ -74,12 +79,11 @@ function mutate(config: Config, airflow: Airflow, { request, object }: RuleInput
   const patch = labelPatch(airflow, object, add);
   // The operator's lookups are scoped only if it set the label itself (not podgate, now or on an earlier invocation).
   const injectedBefore = injectedKeys(airflow, object).has(airflow.environmentKey);
-  const action = severity(config.scopedLookups);
-  if (claimed !== undefined || injectedBefore || action === undefined) return pass(patch);
+  if (claimed !== undefined || injectedBefore) return pass(patch);
   return fail(
     [`its labels do not include ${airflow.environmentKey}, so KubernetesPodOperator's lookups of this task's pod are not scoped to environment ${environment} (podgate added the label to the pod)`],
     `Add ${airflow.environmentKey}: "${environment}" to the operator's labels (labels= or an Airflow cluster policy), so another environment running the same DAG never finds or deletes this pod.`,
-    { patch, action },
+    { patch, check: checks.scopedLookups },
   );
 }
 
@@ -94,7 +98,7 @@ function claimCheck(airflow: Airflow, labels: ReadonlyMap<string, string>, envir
     return fail(
       [`label ${airflow.environmentKey}="${claimed}" names environment ${claimed}, but its creator ${user} is environment ${environment}`],
       `A DAG copied from another environment keeps that environment's labels; set ${airflow.environmentKey} to "${environment}" in the operator's labels, or remove it.`,
-      { tags: { environment, owner: claimed, operation: 'CREATE' } },
+      { counter: { counter: 'crossEnvironment', environment, owner: claimed, operation: 'CREATE' } },
     );
   }
   const claimedCluster = labels.get(airflow.clusterIdKey);
@@ -120,7 +124,7 @@ function foreignClaim(config: Config, airflow: Airflow, labels: ReadonlyMap<stri
   return fail(
     [`label ${airflow.environmentKey}="${claimed}" claims environment ${claimed}, but its creator ${name} matches no environment in the policy`],
     `Only environment ${claimed}'s identities may create pods labelled so: remove the label, or ask your platform team to add ${name} to environment ${claimed} in the podgate policy.`,
-    { tags: { environment: 'none', owner: claimed, operation: 'CREATE' } },
+    { counter: { counter: 'crossEnvironment', environment: 'none', owner: claimed, operation: 'CREATE' } },
   );
 }
 
@@ -152,11 +156,12 @@ export const kpoEnvironment = defineRuleKind({
     if (airflow === undefined) return missingAirflow('kpoEnvironment');
     const labelProblem = config.unknownCreatorLabel === undefined ? undefined : labelValueProblem(config.unknownCreatorLabel, ['unknownCreatorLabel']);
     if (labelProblem) return { problems: [labelProblem] };
+    const checks = checksOf(config);
     // Labels Pods on CREATE (patching a controller's template would fight `helm upgrade`); judges the claims of Pods and of the controllers that stamp them out.
     return {
       kinds: WORKLOAD_KINDS,
       operations: ['CREATE', 'UPDATE'],
-      mutate: { kinds: ['Pod'], operations: ['CREATE'], evaluate: (input) => mutate(config, airflow, input) },
+      mutate: { kinds: ['Pod'], operations: ['CREATE'], evaluate: (input) => mutate(config, checks, airflow, input) },
       validate: (input) => validateClaims(config, airflow, input),
     };
   },

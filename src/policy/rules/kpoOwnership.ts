@@ -59,8 +59,8 @@ function validate(airflow: Airflow, input: RuleInput): RuleResult {
     findings.push(`it belongs to environment ${owner}, and ${user} (environment ${actor}) may not ${verb} it`);
     hints.push(reattachHint(airflow, actor, owner));
   }
-  const tags = { environment: actor ?? 'none', owner: owner ?? 'none', operation: request.operation };
-  return findings.length === 0 ? pass() : fail(findings, hints.join(' '), { tags });
+  const counter = { counter: 'crossEnvironment', environment: actor ?? 'none', owner: owner ?? 'none', operation: request.operation } as const;
+  return findings.length === 0 ? pass() : fail(findings, hints.join(' '), { counter });
 }
 
 /** An eviction names the pod; the pod itself comes from the cache of live KPO pods. */
@@ -72,7 +72,7 @@ function judgeEviction(airflow: Airflow, { request, cluster }: RuleInput): RuleR
   if (actor === undefined || actor === owner || airflow.isExempt(request.userInfo)) return pass();
   const user = request.userInfo.username ?? '(no username)';
   return fail([`pod ${name} belongs to environment ${owner}, and ${user} (environment ${actor}) may not evict it`], reattachHint(airflow, actor, owner), {
-    tags: { environment: actor, owner, operation: 'DELETE' },
+    counter: { counter: 'crossEnvironment', environment: actor, owner, operation: 'DELETE' },
   });
 }
 

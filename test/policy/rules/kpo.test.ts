@@ -151,6 +151,13 @@ t.test('collision guard before the pod watch has synced', async (t) => {
   t.match(open.validation.warnings[0], /the collision check could not run: podgate has not finished listing the live KubernetesPodOperator pods yet/);
   const closed = admit(makeKpoPod(), PRODUCTION, [labelRule(), { ...collisionRule, whileUnsynced: 'deny' }]);
   t.equal(closed.validation.allowed, false, 'or closed, as the policy says');
+  t.match(closed.validation.denial?.message, /listing the live KubernetesPodOperator pods yet \(rule kpo-collisions\)\. Retry in a moment\.$/);
+  const audited = admit(makeKpoPod(), PRODUCTION, [labelRule(), { ...collisionRule, whileUnsynced: 'audit' }]).validation;
+  t.same([audited.allowed, audited.warnings], [true, []], 'audit: admitted without a word to the client');
+  t.match(audited.reports.find((report) => report.rule === 'kpo-collisions'), { status: 'fail', action: 'audit', check: 'whileUnsynced' }, 'but reported, naming the check');
+  const silent = admit(makeKpoPod(), PRODUCTION, [labelRule(), { ...collisionRule, whileUnsynced: 'admit' }]).validation;
+  t.match(silent.reports.find((report) => report.rule === 'kpo-collisions'), { status: 'pass' }, 'admit: not even reported');
+  t.same(silent.warnings, []);
 });
 
 t.test('kpoOwnership: one environment may not modify, relabel or delete the other’s pods', async (t) => {

@@ -1,0 +1,23 @@
+import type { CompiledRule } from '../policy/rule.ts';
+
+/**
+ * How podgate words what it says to a client: one place, so every rule's message has
+ * the same shape — the object, the facts, the rule (and its note), then the fix — and
+ * the rule modules only supply the facts and the fix.
+ */
+
+/** `Pod airflow/export-1: <facts> (rule <name>[: note]). <fix>` */
+export function findingMessage(ref: string, rule: CompiledRule, findings: readonly string[], hint: string, note: string | undefined): string {
+  return `${ref}: ${findings.join('; ')} (rule ${rule.name}${note ? `: ${note}` : ''}). ${rule.message ?? hint}`;
+}
+
+/** A rule that threw: a fault in podgate or its policy, which the object's author cannot fix. */
+export function ruleErrorMessage(ref: string, rule: CompiledRule, error: unknown): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  return `${ref}: rule ${rule.name} (${rule.kind}) could not be evaluated: ${reason}. This is a fault in podgate or its policy, not in your object; tell your platform team.`;
+}
+
+/** The warning for a rule that threw under `failurePolicy: ignore`. */
+export function ignoredErrorWarning(message: string): string {
+  return `${message} Admitted because the rule's failurePolicy is ignore.`;
+}
