@@ -3,6 +3,31 @@ import js from '@eslint/js';
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layers of src/, lowest first: a folder imports only from layers below its own
+ * (never from a sibling of its layer). A review walks them top-down: server (HTTP, the
+ * gate) -> admission (the envelope) -> engine (decide, then fold) -> policy (rules) ->
+ * lib; cli, config and kube are the shell around them.
+ */
+const LAYERS = [['lib', 'certs'], ['admission'], ['policy'], ['engine'], ['config', 'kube'], ['server'], ['cli']];
+/** Folders of the pure core: no HTTP, logging, files or Kubernetes API. */
+const PURE = new Set(['lib', 'admission', 'policy', 'engine']);
+const IMPURE_LIB = ['src/lib/watch.ts']; // file watching for config and server; the rest of lib is pure
+
+function layerRules() {
+  return LAYERS.flatMap((layer, rank) =>
+    layer.flatMap((folder) => {
+      const forbidden = [...layer.filter((other) => other !== folder), ...LAYERS.slice(rank + 1).flat()];
+      const patterns = forbidden.length === 0 ? [] : [{ group: forbidden.map((other) => `**/${other}/**`), message: `src/${folder} is below these layers: layers import downward only (see eslint.config.js)` }];
+      if (PURE.has(folder)) {
+        patterns.push({ group: ['fastify', 'pino', 'pino-*', '@kubernetes/client-node', 'node:fs', 'node:fs/*', 'fs', 'node:net', 'node:http*', 'node:tls'], message: 'the decision core stays pure (see STYLE.md)' });
+      }
+      if (patterns.length === 0) return [];
+      return { files: [`src/${folder}/**`], ignores: folder === 'lib' ? IMPURE_LIB : [], rules: { 'no-restricted-imports': ['error', { patterns }] } };
+    }),
+  );
+}
+
 export default defineConfig(
   { ignores: ['dist/', 'node_modules/', 'coverage/', '.tap/'] },
   js.configs.recommended,
@@ -16,21 +41,7 @@ export default defineConfig(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
-  {
-    // The pure core decides; it must not reach for HTTP, logging, files or the Kubernetes API.
-    files: ['src/admission/**', 'src/policy/**'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            { group: ['fastify', 'pino', 'pino-*', '@kubernetes/client-node', 'node:fs', 'node:fs/*', 'fs', 'node:net', 'node:http*', 'node:tls'], message: 'the decision core stays pure (see STYLE.md)', allowTypeImports: true },
-            { group: ['**/server/**', '**/cli/**', '**/kube/**', '**/config/load.ts', '**/config/store.ts'], message: 'dependencies point from the shell to the core, not back', allowTypeImports: true },
-          ],
-        },
-      ],
-    },
-  },
+  ...layerRules(),
   {
     files: ['test/**', 'bench/**'],
     rules: {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent } from 'node:https';
-import { decide } from '../src/admission/decide.ts';
+import { decide } from '../src/engine/decide.ts';
 import { parseAdmissionReview } from '../src/admission/review.ts';
 import { EMPTY_CLUSTER, staticNodes, type ClusterState, type NodeInfo } from '../src/policy/cluster.ts';
 import { staticKpoPods, KpoPodIndex } from '../src/kube/kpoIndex.ts';

@@ -1,6 +1,6 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
-import { compileFirstErrorValidator, formatPath, schemaProblems, StringEnum, type DocPath, type Problem } from '../config/ajv.ts';
-import { isRecord } from './json.ts';
+import { compileFirstErrorValidator, formatPath, schemaProblems, StringEnum, type DocPath, type Problem } from '../lib/schema.ts';
+import { isRecord } from '../lib/json.ts';
 
 /**
  * The AdmissionReview envelope (admission.k8s.io/v1, and v1beta1 which has the

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { arrayAt, stringAt } from '../admission/json.ts';
+import { arrayAt, stringAt } from '../lib/json.ts';
 import { generateCertificates, validForDays, type CertificateSet } from '../certs/generate.ts';
 import { CERT_FILES, writeCertificateSet } from '../certs/files.ts';
 import { UsageError, type CommandIO } from './io.ts';

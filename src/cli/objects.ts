@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { arrayAt, isRecord, stringAt } from '../admission/json.ts';
+import { arrayAt, isRecord, stringAt } from '../lib/json.ts';
 
 /** A Kubernetes object read from a file, with where it came from (for messages). */
 export interface SourcedObject {

@@ -1,7 +1,7 @@
-import { decide } from '../admission/decide.ts';
-import { applyPatchCopying, parsePointer, type PatchOp } from '../admission/patch.ts';
+import { decide } from '../engine/decide.ts';
+import { applyPatchCopying, parsePointer, type PatchOp } from '../lib/patch.ts';
 import type { AdmissionRequest, Operation } from '../admission/review.ts';
-import { stringAt, stringMapAt } from '../admission/json.ts';
+import { stringAt, stringMapAt } from '../lib/json.ts';
 import { EMPTY_CLUSTER, staticNodes, type ClusterState } from '../policy/cluster.ts';
 import { staticKpoPods } from '../kube/kpoIndex.ts';
 import type { Policy } from '../policy/policy.ts';

@@ -1,5 +1,5 @@
 import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Node } from 'yaml';
-import { formatPath, type DocPath, type Problem } from './ajv.ts';
+import { formatPath, type DocPath, type Problem } from '../lib/schema.ts';
 import type { CompiledPolicy, Policy } from '../policy/policy.ts';
 
 /** One line per problem: `podgate.yaml:14:9 rules[2].limits.cpu: "2 cores" is not a Kubernetes quantity`. */

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { at, isRecord, stringAt } from '../admission/json.ts';
+import { at, isRecord, stringAt } from '../lib/json.ts';
 import type { ApiClient, ApiResponse } from './client.ts';
 
 /**

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
-import { at, stringAt, stringMapAt } from '../admission/json.ts';
+import { at, stringAt, stringMapAt } from '../lib/json.ts';
 import type { AdmissionRequest } from '../admission/review.ts';
 import { EMPTY_CLUSTER, type ClusterState, type KpoPod, type NodeInfo, type NodeView } from '../policy/cluster.ts';
 import { KpoPodIndex } from './kpoIndex.ts';
 import { CompactLabels, intern } from './labels.ts';
 import type { WatchName } from '../policy/rule.ts';
 import type { KpoPodSelection } from '../policy/airflow.ts';
-import type { Check } from '../server/readiness.ts';
+import type { HealthCheck } from '../lib/health.ts';
 import type { KubeConnection } from './connect.ts';
 import { MetadataReflector, type ReflectorStatus } from './reflector.ts';
 
@@ -143,8 +143,8 @@ export class ClusterWatches {
   }
 
   /** One readiness check per needed watch: ready once it has listed; offline is ready and says what that means. */
-  checks(): Record<string, Check> {
-    const checks: Record<string, Check> = {};
+  checks(): Record<string, HealthCheck> {
+    const checks: Record<string, HealthCheck> = {};
     for (const watch of this.#needed) {
       if (this.#connection.mode === 'offline') {
         checks[`watch:${watch}`] = { ok: true, detail: `${this.#connection.detail}; rules judge by the names in the request alone` };
@@ -188,7 +188,7 @@ function sameSelection(a: KpoPodSelection | undefined, b: KpoPodSelection): bool
   return a !== undefined && a.query === b.query && a.keptLabels.join('\u0000') === b.keptLabels.join('\u0000');
 }
 
-function describe(status: ReflectorStatus | undefined): Check {
+function describe(status: ReflectorStatus | undefined): HealthCheck {
   if (status === undefined) return { ok: false, detail: 'not started' };
   if (!status.synced) return { ok: false, detail: `not synced yet${status.lastError ? ` (${status.lastError})` : ''}; judging by names alone` };
   const live = status.connected ? 'watching' : `reconnecting${status.lastError ? ` (${status.lastError})` : ''}, serving the last known state`;

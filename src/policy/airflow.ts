@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { Problem } from '../config/ajv.ts';
-import { stringAt } from '../admission/json.ts';
+import type { Problem } from '../lib/schema.ts';
+import { stringAt } from '../lib/json.ts';
 import type { UserInfo } from '../admission/review.ts';
 import { globMatcher } from './glob.ts';
 import { compileLabelSelector, isDnsSubdomain, labelSelectorProblems, labelValueProblem, labelSelectorQuery, LabelSelectorSchema, type LabelPredicate } from './selector.ts';

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { StringEnum, type Problem } from '../config/ajv.ts';
+import { StringEnum, type Problem } from '../lib/schema.ts';
 import { OPERATIONS, type AdmissionRequest } from '../admission/review.ts';
 import { globMatcher, type NameMatcher } from './glob.ts';
 import { compileLabelSelector, labelSelectorProblems, LabelSelectorSchema, type LabelPredicate } from './selector.ts';

@@ -1,5 +1,5 @@
-import { at, isRecord } from '../admission/json.ts';
-import { pointer, type PatchOp } from '../admission/patch.ts';
+import { at, isRecord } from '../lib/json.ts';
+import { pointer, type PatchOp } from '../lib/patch.ts';
 
 /**
  * JSON Patch operations that add entries to `metadata.labels` or

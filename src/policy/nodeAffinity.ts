@@ -1,4 +1,4 @@
-import { arrayAt, at, isRecord, stringAt, stringMapAt } from '../admission/json.ts';
+import { arrayAt, at, isRecord, stringAt, stringMapAt } from '../lib/json.ts';
 import type { NodeInfo } from './cluster.ts';
 import { assertNever } from '../lib/assert-never.ts';
 

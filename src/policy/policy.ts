@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { compileValidator, schemaProblems, type Problem } from '../config/ajv.ts';
+import { compileValidator, schemaProblems, type Problem } from '../lib/schema.ts';
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
 import { DEFAULT_OPERATIONS, type CompiledRule, type Evaluate, type Phase, type PolicyContext, type RuleKind, type WatchName } from './rule.ts';
 import type { Operation } from '../admission/review.ts';

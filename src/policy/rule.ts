@@ -1,8 +1,8 @@
 import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
 import type { ValidateFunction } from 'ajv';
-import { compileValidator, schemaProblems, StringEnum, type DocPath, type Problem } from '../config/ajv.ts';
+import { compileValidator, schemaProblems, StringEnum, type DocPath, type Problem } from '../lib/schema.ts';
 import type { AdmissionRequest, Operation } from '../admission/review.ts';
-import type { PatchOp } from '../admission/patch.ts';
+import type { PatchOp } from '../lib/patch.ts';
 import type { ClusterState } from './cluster.ts';
 import type { Airflow } from './airflow.ts';
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
@@ -48,7 +48,7 @@ export type FindingCounter =
 /**
  * What one rule says about one request. Rules report facts; whether a finding
  * blocks, warns or is only logged, and how it is worded around the facts, is
- * decided in one place (admission/fold.ts) from the rule's `action`, or its check's.
+ * decided in one place (engine/fold.ts) from the rule's `action`, or its check's.
  */
 export type RuleResult =
   | { readonly status: 'skip' }

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { StringEnum, type Problem } from '../config/ajv.ts';
+import { StringEnum, type Problem } from '../lib/schema.ts';
 import { assertNever } from '../lib/assert-never.ts';
 
 /**

@@ -1,5 +1,5 @@
 import type { AdmissionRequest } from '../admission/review.ts';
-import { arrayAt, at, atPath, jsonEqual, stringAt, stringMapAt } from '../admission/json.ts';
+import { arrayAt, at, atPath, jsonEqual, stringAt, stringMapAt } from '../lib/json.ts';
 
 /**
  * Pods and the controllers that stamp pods out of a template. Rules about pods

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator, type CounterConfiguration, type MetricType, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
-import type { Decision } from '../admission/decision.ts';
+import type { Decision } from '../engine/decision.ts';
 import type { FindingCounter, Phase } from '../policy/rule.ts';
 import { assertNever } from '../lib/assert-never.ts';
 import { OPERATIONS, type Operation } from '../admission/review.ts';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { parseAdmissionReview, reviewedObject } from '../../src/admission/review.ts';
-import { admissionResponse } from '../../src/admission/response.ts';
-import { allowed, denied } from '../../src/admission/decision.ts';
+import { admissionResponse } from '../../src/server/response.ts';
+import { allowed, denied } from '../../src/engine/decision.ts';
 import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
 
 const good = makeReview(makeRequest(makePod()));

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { defineRuleKind, fail, pass, ruleSchema, skip } from '../../src/policy/rule.ts';
-import { pointer } from '../../src/admission/patch.ts';
-import { at, isRecord, stringAt } from '../../src/admission/json.ts';
+import { pointer } from '../../src/lib/patch.ts';
+import { at, isRecord, stringAt } from '../../src/lib/json.ts';
 import { policyCompiler, type Policy } from '../../src/policy/policy.ts';
 
 /**

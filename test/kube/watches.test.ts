@@ -1,6 +1,6 @@
 import t from 'tap';
 import { pino } from 'pino';
-import { decide } from '../../src/admission/decide.ts';
+import { decide } from '../../src/engine/decide.ts';
 import { ClusterWatches, MAX_OTHER_KPO_LABELS, slimKpoPod } from '../../src/kube/watches.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
 import { ADMITTED_TTL_MS, KpoPodIndex } from '../../src/kube/kpoIndex.ts';

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { stringAt, stringMapAt } from '../../admission/json.ts';
+import { stringAt, stringMapAt } from '../../lib/json.ts';
 import { injectedKeys, kpoIdentity, KPO_TASK_LABELS, KPO_UNSELECTED_LABELS, missingAirflow, type Airflow } from '../airflow.ts';
 import type { KpoPod } from '../cluster.ts';
 import { CheckActionSchema, defineRuleKind, fail, pass, ruleSchema, skip, type Check, type RuleInput, type RuleResult } from '../rule.ts';

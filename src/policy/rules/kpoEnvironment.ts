@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { at, jsonEqual, stringMapAt } from '../../admission/json.ts';
+import { at, jsonEqual, stringMapAt } from '../../lib/json.ts';
 import type { UserInfo } from '../../admission/review.ts';
 import { workloadOf, WORKLOAD_KINDS } from '../workload.ts';
 import { injectedKeys, missingAirflow, type Airflow } from '../airflow.ts';

@@ -1,4 +1,4 @@
-import { stringMapAt } from '../../admission/json.ts';
+import { stringMapAt } from '../../lib/json.ts';
 import { missingAirflow, type Airflow } from '../airflow.ts';
 import { groupKind } from '../workload.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';

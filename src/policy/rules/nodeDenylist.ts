@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { StringEnum, type Problem } from '../../config/ajv.ts';
-import { arrayAt, at, isRecord, stringAt } from '../../admission/json.ts';
-import { pointer, type PatchOp } from '../../admission/patch.ts';
+import { StringEnum, type Problem } from '../../lib/schema.ts';
+import { arrayAt, at, isRecord, stringAt } from '../../lib/json.ts';
+import { pointer, type PatchOp } from '../../lib/patch.ts';
 import type { NodeInfo, NodeView } from '../cluster.ts';
 import { globMatcher, type NameMatcher } from '../glob.ts';
 import {

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { Problem } from '../../config/ajv.ts';
-import { at, field, isRecord } from '../../admission/json.ts';
+import type { Problem } from '../../lib/schema.ts';
+import { at, field, isRecord } from '../../lib/json.ts';
 import { globMatcher, type NameMatcher } from '../glob.ts';
 import { compareQuantities, parseQuantity, type Quantity } from '../quantity.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import jsonpatch from 'fast-json-patch';
-import { decide } from '../../../src/admission/decide.ts';
+import { decide } from '../../../src/engine/decide.ts';
 import { EMPTY_CLUSTER, type ClusterState, type KpoPod } from '../../../src/policy/cluster.ts';
 import { staticKpoPods } from '../../../src/kube/kpoIndex.ts';
 import { compilePolicy } from '../../../src/policy/registry.ts';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import jsonpatch from 'fast-json-patch';
-import { decide } from '../../../src/admission/decide.ts';
+import { decide } from '../../../src/engine/decide.ts';
 import { EMPTY_CLUSTER, staticNodes, type ClusterState, type NodeInfo } from '../../../src/policy/cluster.ts';
 import { nodeConstraints, nodeFits } from '../../../src/policy/nodeAffinity.ts';
 import { policyCompiler, type Policy } from '../../../src/policy/policy.ts';

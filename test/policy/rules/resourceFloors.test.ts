@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decide } from '../../../src/admission/decide.ts';
+import { decide } from '../../../src/engine/decide.ts';
 import { EMPTY_CLUSTER } from '../../../src/policy/cluster.ts';
 import { policyCompiler, type Policy } from '../../../src/policy/policy.ts';
 import { resourceFloors } from '../../../src/policy/rules/resourceFloors.ts';

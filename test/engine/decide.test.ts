@@ -1,6 +1,6 @@
 import t from 'tap';
 import jsonpatch from 'fast-json-patch';
-import { decide } from '../../src/admission/decide.ts';
+import { decide } from '../../src/engine/decide.ts';
 import { EMPTY_CLUSTER } from '../../src/policy/cluster.ts';
 import { makePod, makeRequest } from '../helpers/builders.ts';
 import { fakePolicy } from '../helpers/fake-rules.ts';

@@ -1,4 +1,4 @@
-import type { PatchOp } from './patch.ts';
+import type { PatchOp } from '../lib/patch.ts';
 import type { Action, FindingCounter } from '../policy/rule.ts';
 
 /** How one rule ended for one request; logged and counted, never shown to the client as is. */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { stringMapAt } from '../../src/admission/json.ts';
+import { stringMapAt } from '../../src/lib/json.ts';
 
 t.test('stringMapAt: a Map view of the own string entries, whatever keys an attacker sends', async (t) => {
   const pod = JSON.parse('{"metadata":{"labels":{"app":"web","replicas":3,"__proto__":"proto","constructor":"c","empty":"","nested":{"a":"b"}}}}') as unknown;

@@ -1,5 +1,5 @@
-import type { AdmissionVersion } from './review.ts';
-import type { Decision } from './decision.ts';
+import type { AdmissionVersion } from '../admission/review.ts';
+import type { Decision } from '../engine/decision.ts';
 
 /** The wire form of an AdmissionReview response (same shape in v1 and v1beta1). */
 export interface AdmissionReviewResponse {

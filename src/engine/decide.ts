@@ -1,8 +1,8 @@
-import { stringMapAt } from './json.ts';
-import { reviewedObject, type AdmissionRequest } from './review.ts';
+import { stringMapAt } from '../lib/json.ts';
+import { reviewedObject, type AdmissionRequest } from '../admission/review.ts';
 import { allowed, type Decision } from './decision.ts';
 import { fold, type StepOutcome } from './fold.ts';
-import { applyPatchCopying, type PatchOp } from './patch.ts';
+import { applyPatchCopying, type PatchOp } from '../lib/patch.ts';
 import type { ClusterState } from '../policy/cluster.ts';
 import type { MatchSubject } from '../policy/match.ts';
 import type { Policy, RuleStep } from '../policy/policy.ts';

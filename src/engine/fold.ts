@@ -1,6 +1,6 @@
 import { allowed, denied, type Decision, type RuleReport } from './decision.ts';
 import { findingMessage, ignoredErrorWarning, ruleErrorMessage } from './messages.ts';
-import type { PatchOp } from './patch.ts';
+import type { PatchOp } from '../lib/patch.ts';
 import type { CheckAction, CompiledRule, RuleResult } from '../policy/rule.ts';
 import { assertNever } from '../lib/assert-never.ts';
 

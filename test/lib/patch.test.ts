@@ -1,6 +1,6 @@
 import t from 'tap';
 import jsonpatch from 'fast-json-patch';
-import { applyPatchCopying, pointer, type PatchOp } from '../../src/admission/patch.ts';
+import { applyPatchCopying, pointer, type PatchOp } from '../../src/lib/patch.ts';
 import { makePod } from '../helpers/builders.ts';
 
 /** fast-json-patch, a reference RFC 6902 implementation, on a deep copy. */
