@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { parsePointer } from './patch.ts';
 
 /**
  * One Ajv instance for every schema podgate compiles. Schemas are compiled once,
@@ -53,13 +54,9 @@ export function formatPath(path: DocPath): string {
   return out === '' ? '(top level)' : out;
 }
 
+/** ajv's instancePath as a document path: array indexes become numbers. */
 function decodePointer(instancePath: string): DocPath {
-  if (instancePath === '') return [];
-  return instancePath
-    .slice(1)
-    .split('/')
-    .map((raw) => raw.replaceAll('~1', '/').replaceAll('~0', '~'))
-    .map((token) => (/^(0|[1-9][0-9]*)$/.test(token) ? Number(token) : token));
+  return parsePointer(instancePath).map((token) => (/^(0|[1-9][0-9]*)$/.test(token) ? Number(token) : token));
 }
 
 function describe(error: ErrorObject, value: unknown): string {

@@ -5,6 +5,7 @@ import type { AdmissionRequest, Operation } from '../admission/review.ts';
 import type { PatchOp } from '../lib/patch.ts';
 import type { ClusterState } from './cluster.ts';
 import type { Airflow } from './airflow.ts';
+import type { ReviewedKind } from './workload.ts';
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
 
 export type Phase = 'mutate' | 'validate';
@@ -106,8 +107,8 @@ export type WatchName = 'nodes' | 'kpoPods';
 export interface RuleLogic {
   /** The watches whose caches this rule reads (ClusterState). */
   readonly watches?: readonly WatchName[];
-  /** Group/kinds it judges: `Pod`, `apps/Deployment` (see workload.ts). */
-  readonly kinds: readonly string[];
+  /** Group/kinds it judges: `Pod`, `apps/Deployment` (see workload.ts; a kind podgate does not know is a type error). */
+  readonly kinds: readonly ReviewedKind[];
   /** Operations it judges; CREATE and UPDATE unless it says otherwise. */
   readonly operations?: readonly Operation[];
   /**
@@ -127,7 +128,7 @@ export interface RuleLogic {
  */
 export interface PhaseLogic {
   readonly evaluate: Evaluate;
-  readonly kinds?: readonly string[];
+  readonly kinds?: readonly ReviewedKind[];
   readonly operations?: readonly Operation[];
   readonly subresources?: readonly string[];
 }

@@ -23,6 +23,8 @@ const TEMPLATE_PATHS = {
 
 export type WorkloadKind = keyof typeof TEMPLATE_PATHS;
 export const WORKLOAD_KINDS: readonly WorkloadKind[] = Object.keys(TEMPLATE_PATHS) as WorkloadKind[];
+/** What a rule may judge: the workloads, and evictions (a pods/eviction review carries a policy/Eviction). */
+export type ReviewedKind = WorkloadKind | 'policy/Eviction';
 
 /** `apps/Deployment`, or `Pod` for the core group. */
 export function groupKind(gvk: { readonly group: string; readonly kind: string }): string {
@@ -63,9 +65,14 @@ export function workloadOf(request: AdmissionRequest, object: unknown): Workload
  * a pod that only has a generateName yet, `Pod airflow/airflow-api-server-5f7d9c-*`.
  */
 export function objectRef(request: AdmissionRequest, object: unknown): string {
-  const name = stringAt(object, 'metadata', 'name') || request.name || generatedName(object);
+  const name = objectName(request, object);
   const namespace = request.namespace || stringAt(object, 'metadata', 'namespace') || '';
   return `${request.kind.kind} ${namespace === '' ? '' : `${namespace}/`}${name}`;
+}
+
+/** The object's name as messages and logs give it: its own, the request's, or its generateName and `*`. */
+export function objectName(request: AdmissionRequest, object: unknown): string {
+  return stringAt(object, 'metadata', 'name') || request.name || generatedName(object);
 }
 
 function generatedName(object: unknown): string {

@@ -8,7 +8,7 @@ import { decide } from '../engine/decide.ts';
 import type { Decision } from '../engine/decision.ts';
 import { admissionResponse } from './response.ts';
 import { parseAdmissionReview, type AdmissionRequest } from '../admission/review.ts';
-import { stringAt } from '../lib/json.ts';
+import { objectName } from '../policy/workload.ts';
 import type { ClusterState } from '../policy/cluster.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { Phase } from '../policy/rule.ts';
@@ -250,7 +250,7 @@ function decisionLogFields(phase: Phase, request: AdmissionRequest, decision: De
     kind: request.kind.kind,
     ...(request.subResource ? { subResource: request.subResource } : {}),
     namespace: request.namespace,
-    name: request.name || stringAt(object, 'metadata', 'name') || stringAt(object, 'metadata', 'generateName'),
+    name: objectName(request, object),
     user: request.userInfo.username,
     ...(request.dryRun ? { dryRun: true } : {}),
     rules: decision.reports.filter((report) => report.status !== 'pass' || report.patched).map(({ rule, status, action, patched, message }) => ({

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { Agent } from 'node:https';
-import { connect } from 'node:tls';
+import { connect, createServer as createTlsServer } from 'node:tls';
 import { readFile } from 'node:fs/promises';
-import { admissionResponseOf, applyResponsePatch, call, startServer } from '../helpers/https.ts';
+import { admissionResponseOf, applyResponsePatch, call, startServer, testCertificates } from '../helpers/https.ts';
 import { fakePolicy } from '../helpers/fake-rules.ts';
 import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
@@ -129,15 +129,25 @@ t.test('over HTTPS with certificate verification, as the kube-apiserver calls', 
   });
 
   await t.test('TLS 1.1 and older are refused', async (t) => {
-    const error = await new Promise<Error | undefined>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port: Number(new URL(server.url).port), ca: server.ca, servername: 'localhost', maxVersion: 'TLSv1.1', minVersion: 'TLSv1' });
-      socket.on('secureConnect', () => {
-        socket.destroy();
-        resolve(undefined);
+    // A client that can speak TLS 1.1 (Node's defaults alone would refuse it on their own side, so the test could not fail).
+    const legacy = { ca: server.ca, servername: 'localhost', maxVersion: 'TLSv1.1', minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' } as const;
+    const handshake = (port: number) =>
+      new Promise<string>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port, ...legacy });
+        socket.on('secureConnect', () => {
+          resolve(`connected with ${socket.getProtocol() ?? '?'}`);
+          socket.destroy();
+        });
+        socket.on('error', (error: NodeJS.ErrnoException) => { resolve(error.code ?? error.message); });
       });
-      socket.on('error', resolve);
-    });
-    t.ok(error, 'handshake failed');
+    // The control: a server that allows TLS 1.1 accepts this client.
+    const certificates = await testCertificates();
+    const permissive = createTlsServer({ key: certificates.key, cert: certificates.cert, minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' }, (socket) => socket.end());
+    await new Promise<void>((resolve) => permissive.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => permissive.close());
+    const address = permissive.address();
+    t.equal(await handshake(typeof address === 'object' && address ? address.port : 0), 'connected with TLSv1.1', 'the client can speak TLS 1.1');
+    t.equal(await handshake(Number(new URL(server.url).port)), 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'podgate refuses it: protocol version');
   });
 });
 

@@ -13,20 +13,22 @@ t.test('the lag is near zero on an idle loop, follows a blocked one, and drops b
   const lag = new EventLoopLag(50);
   t.teardown(() => { lag.stop(); });
   await sleep(200);
-  t.ok(lag.ms < 30, `idle: ${String(lag.ms)} ms`);
+  // Bounds wide enough for a busy shared machine, far from the 300+ ms of the block below.
+  t.ok(lag.ms < 150, `idle: ${String(lag.ms)} ms`);
   // The sample due during the block fires after it, late by about the block less one interval.
   block(400);
   await sleep(1);
   t.ok(lag.ms > 300 && lag.ms < 1000, `blocked 400 ms: ${String(lag.ms)} ms`);
   await sleep(200);
-  t.ok(lag.ms < 30, `idle again: ${String(lag.ms)} ms`);
+  t.ok(lag.ms < 150, `idle again: ${String(lag.ms)} ms`);
 });
 
 t.test('no sample is taken after stop()', async (t) => {
   const lag = new EventLoopLag(20);
   await sleep(60);
   lag.stop();
-  block(200);
+  const atStop = lag.ms;
+  block(200); // a sample after this would read ~180 ms
   await sleep(60);
-  t.ok(lag.ms < 30, `no sample after stop: ${String(lag.ms)} ms`);
+  t.equal(lag.ms, atStop, `no sample after stop (${String(lag.ms)} ms)`);
 });
