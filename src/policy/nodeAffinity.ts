@@ -1,6 +1,7 @@
 import { arrayAt, at, isRecord, stringAt, stringMapAt } from '../lib/json.ts';
 import type { NodeInfo } from './cluster.ts';
 import { assertNever } from '../lib/assert-never.ts';
+import { setOperatorHolds } from './selector.ts';
 
 /**
  * Node selection with the scheduler's semantics
@@ -77,13 +78,10 @@ function integer(text: string): bigint | undefined {
 export function requirementHolds(requirement: Requirement, value: string | undefined): boolean {
   switch (requirement.operator) {
     case 'In':
-      return value !== undefined && requirement.valueSet.has(value);
     case 'NotIn':
-      return value === undefined || !requirement.valueSet.has(value);
     case 'Exists':
-      return value !== undefined;
     case 'DoesNotExist':
-      return value === undefined;
+      return setOperatorHolds(requirement.operator, requirement.valueSet, value);
     case 'Gt':
     case 'Lt': {
       const left = value === undefined ? undefined : integer(value);

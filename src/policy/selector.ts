@@ -2,6 +2,10 @@ import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum, type Problem } from '../lib/schema.ts';
 import { assertNever } from '../lib/assert-never.ts';
 
+/** The set-based operators of label selectors; node selector requirements add Gt and Lt. */
+export const SET_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+export type SetOperator = (typeof SET_OPERATORS)[number];
+
 /**
  * A Kubernetes label selector (metav1.LabelSelector), with the apimachinery
  * semantics: matchLabels and every matchExpression must all hold; an empty
@@ -16,7 +20,7 @@ export const LabelSelectorSchema = Type.Object(
         Type.Object(
           {
             key: Type.String({ minLength: 1 }),
-            operator: StringEnum(['In', 'NotIn', 'Exists', 'DoesNotExist'] as const),
+            operator: StringEnum(SET_OPERATORS),
             values: Type.Optional(Type.Array(Type.String())),
           },
           { additionalProperties: false },
@@ -111,29 +115,41 @@ export function labelSelectorQuery(selector: LabelSelector): string {
   return parts.join(',');
 }
 
+/**
+ * The set-based label operators, as Kubernetes defines them for label selectors and
+ * node selector requirements alike (k8s.io/apimachinery/pkg/labels): `value` is the
+ * label's, undefined when the object does not carry it.
+ */
+export function setOperatorHolds(operator: SetOperator, values: ReadonlySet<string>, value: string | undefined): boolean {
+  switch (operator) {
+    case 'In':
+      return value !== undefined && values.has(value);
+    case 'NotIn':
+      return value === undefined || !values.has(value);
+    case 'Exists':
+      return value !== undefined;
+    case 'DoesNotExist':
+      return value === undefined;
+    default:
+      return assertNever(operator);
+  }
+}
+
+/**
+ * Calls `visit` with each key whose value differs between two label maps (added, removed
+ * or changed), until it returns false. Costs both maps' sizes, nothing more.
+ */
+export function forEachChangedLabel(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>, visit: (key: string) => boolean): void {
+  for (const [key, value] of before) if (after.get(key) !== value && !visit(key)) return;
+  for (const key of after.keys()) if (!before.has(key) && !visit(key)) return;
+}
+
 export function compileLabelSelector(selector: LabelSelector): LabelPredicate {
   const required = Object.entries(selector.matchLabels ?? {});
   const expressions = (selector.matchExpressions ?? []).map((expression) => {
-    const values = new Set(expression.values ?? []);
-    const key = expression.key;
-    switch (expression.operator) {
-      case 'In':
-        return (labels: ReadonlyMap<string, string>) => {
-          const value = labels.get(key);
-          return value !== undefined && values.has(value);
-        };
-      case 'NotIn':
-        return (labels: ReadonlyMap<string, string>) => {
-          const value = labels.get(key);
-          return value === undefined || !values.has(value);
-        };
-      case 'Exists':
-        return (labels: ReadonlyMap<string, string>) => labels.has(key);
-      case 'DoesNotExist':
-        return (labels: ReadonlyMap<string, string>) => !labels.has(key);
-      default:
-        return assertNever(expression.operator);
-    }
+    const values: ReadonlySet<string> = new Set(expression.values ?? []);
+    const { key, operator } = expression;
+    return (labels: ReadonlyMap<string, string>) => setOperatorHolds(operator, values, labels.get(key));
   });
   // Loops rather than every() with a destructuring callback: no closure or iterator per call (this runs for every review).
   return (labels) => {

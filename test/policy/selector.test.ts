@@ -1,5 +1,5 @@
 import t from 'tap';
-import { compileLabelSelector, isLabelKey, labelSelectorProblems, labelSelectorQuery } from '../../src/policy/selector.ts';
+import { compileLabelSelector, forEachChangedLabel, isLabelKey, labelSelectorProblems, labelSelectorQuery } from '../../src/policy/selector.ts';
 
 t.test('the query form says in the API server syntax what the predicate accepts', async (t) => {
   const selector = {
@@ -38,4 +38,16 @@ t.test('keys and values the API server would refuse are problems, with their pat
 t.test('label keys: an optional DNS-subdomain prefix, a name of 63 at most', async (t) => {
   for (const key of ['app', 'app.kubernetes.io/name', 'a_b.c-d', 'x/Y9']) t.equal(isLabelKey(key), true, key);
   for (const key of ['', '/name', 'prefix/', 'Upper.com/x', '-a', 'a'.repeat(64), `${'a'.repeat(254)}/x`, 'a/b/c']) t.equal(isLabelKey(key), false, key);
+});
+
+t.test('forEachChangedLabel visits each added, removed and changed key once, and stops when told', async (t) => {
+  const before = new Map(Object.entries({ same: '1', changed: 'a', removed: 'x' }));
+  const after = new Map(Object.entries({ same: '1', changed: 'b', added: 'y' }));
+  const seen: string[] = [];
+  forEachChangedLabel(before, after, (key) => { seen.push(key); return true; });
+  t.same(seen.sort(), ['added', 'changed', 'removed']);
+  const first: string[] = [];
+  forEachChangedLabel(before, after, (key) => { first.push(key); return false; });
+  t.equal(first.length, 1, 'stopped after the first');
+  forEachChangedLabel(before, new Map(before), () => { t.fail('no change to visit'); return true; });
 });

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { stringAt, stringMapAt } from '../../lib/json.ts';
 import { injectedKeys, kpoIdentity, KPO_TASK_LABELS, KPO_UNSELECTED_LABELS, missingAirflow, type Airflow } from '../airflow.ts';
 import type { KpoPod } from '../cluster.ts';
+import { forEachChangedLabel } from '../selector.ts';
 import { CheckActionSchema, defineRuleKind, fail, pass, ruleSchema, skip, type Check, type RuleInput, type RuleResult } from '../rule.ts';
 
 /**
@@ -140,9 +141,12 @@ function validate(unsynced: Check, airflow: Airflow, { request, object, cluster 
 
 /** Whether an UPDATE changes what a lookup can match: any label but those KPO leaves out of its selector. */
 function lookupLabelsChange(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): boolean {
-  for (const [key, value] of after) if (!UNSELECTED.has(key) && before.get(key) !== value) return true;
-  for (const key of before.keys()) if (!UNSELECTED.has(key) && !after.has(key)) return true;
-  return false;
+  let changed = false;
+  forEachChangedLabel(before, after, (key) => {
+    changed = !UNSELECTED.has(key);
+    return !changed;
+  });
+  return changed;
 }
 
 function lowerFirst(text: string): string {

@@ -1,6 +1,7 @@
 import { stringMapAt } from '../../lib/json.ts';
 import { missingAirflow, type Airflow } from '../airflow.ts';
 import { groupKind } from '../workload.ts';
+import { forEachChangedLabel } from '../selector.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 
 /**
@@ -90,12 +91,11 @@ function environmentLabelChange(airflow: Airflow, owner: string | undefined, nex
 function changedLabels(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): string[] {
   const changed: string[] = [];
   let more = 0;
-  const note = (key: string) => {
+  forEachChangedLabel(before, after, (key) => {
     if (changed.length < 3) changed.push(key);
     else more += 1;
-  };
-  for (const [key, value] of before) if (after.get(key) !== value) note(key);
-  for (const key of after.keys()) if (!before.has(key)) note(key);
+    return true;
+  });
   return more > 0 ? [...changed, `${more} more`] : changed;
 }
 
