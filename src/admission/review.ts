@@ -10,7 +10,7 @@ import { isRecord } from '../lib/json.ts';
  * newer API server adding fields does not break us. `object` and `oldObject`
  * stay `unknown`: rules narrow them.
  */
-export const ADMISSION_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
+const ADMISSION_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
 export const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] as const;
 
 const GroupVersionKind = Type.Object({ group: Type.String(), version: Type.String(), kind: Type.String({ minLength: 1 }) });
@@ -28,6 +28,8 @@ const AdmissionRequestSchema = Type.Object({
   kind: GroupVersionKind,
   resource: GroupVersionResource,
   subResource: Type.Optional(Type.String()),
+  // The kind as the client sent it, before matchPolicy: Equivalent converted it. Checked with the rest
+  // of the envelope but not read: rules judge `kind`, the version the webhook registered for.
   requestKind: Type.Optional(GroupVersionKind),
   name: Type.Optional(Type.String()),
   namespace: Type.Optional(Type.String()),

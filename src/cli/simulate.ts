@@ -42,7 +42,7 @@ const RESOURCES: Readonly<Record<string, string>> = {
 
 let counter = 0;
 
-export function requestFor(object: Record<string, unknown>, identity: Identity, operation: Operation, defaultNamespace: string): AdmissionRequest {
+function requestFor(object: Record<string, unknown>, identity: Identity, operation: Operation, defaultNamespace: string): AdmissionRequest {
   const apiVersion = stringAt(object, 'apiVersion') ?? 'v1';
   const [group, version] = apiVersion.includes('/') ? (apiVersion.split('/') as [string, string]) : ['', apiVersion];
   const kind = stringAt(object, 'kind') ?? '';

@@ -19,7 +19,7 @@ const NO_PODS: readonly KpoPod[] = [];
  */
 export const ADMITTED_TTL_MS = 15_000;
 /** Admitted pods waiting for the watch, at most; beyond it, the oldest are forgotten first. */
-export const MAX_ADMITTED = 10_000;
+const MAX_ADMITTED = 10_000;
 
 export class KpoPodIndex implements KpoPodView {
   readonly #byIdentity = new Map<string, KpoPod[]>();

@@ -52,7 +52,7 @@ class ApiError extends Error {
 }
 
 /** namespace/name, or name for cluster-scoped objects. */
-export function objectKey(metadata: unknown): string | undefined {
+function objectKey(metadata: unknown): string | undefined {
   const name = stringAt(metadata, 'name');
   if (name === undefined) return undefined;
   const namespace = stringAt(metadata, 'namespace');

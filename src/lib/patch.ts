@@ -14,7 +14,7 @@ export type PatchOp =
  * Escapes one reference token of a JSON Pointer (RFC 6901 §3): `~` becomes `~0`
  * and `/` becomes `~1`, so `podgate.io/environment` is `podgate.io~1environment`.
  */
-export function escapePointerToken(token: string): string {
+function escapePointerToken(token: string): string {
   return token.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 

@@ -90,7 +90,7 @@ function describeType(value: unknown): string {
 const PREVIEW_CHARS = 60;
 
 /** A value as a message quotes it: short scalars as JSON, long strings cut, objects and arrays by their type. */
-export function preview(value: unknown): string {
+function preview(value: unknown): string {
   if (typeof value === 'string') {
     return value.length <= PREVIEW_CHARS ? JSON.stringify(value) : `${JSON.stringify(value.slice(0, PREVIEW_CHARS))}… (${value.length} characters)`;
   }

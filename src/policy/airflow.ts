@@ -80,7 +80,7 @@ export interface Airflow {
 /** The kube-controller-manager, as its own identity or as one service account per controller (--use-service-account-credentials). */
 const DEFAULT_CONTROLLERS = ['system:serviceaccount:kube-system:*', 'system:kube-controller-manager'];
 
-export const KPO_DEFAULT_SELECTOR = {
+const KPO_DEFAULT_SELECTOR = {
   matchLabels: { kubernetes_pod_operator: 'True' },
   matchExpressions: [{ key: 'airflow-worker', operator: 'DoesNotExist' as const }],
 };

@@ -46,8 +46,8 @@ export interface ClusterState {
   readonly kpoPods: KpoPodView;
 }
 
-export const NO_NODES: NodeView = { synced: false, all: () => [], byName: () => undefined };
-export const NO_KPO_PODS: KpoPodView = { synced: false, withIdentity: () => [], byName: () => undefined };
+const NO_NODES: NodeView = { synced: false, all: () => [], byName: () => undefined };
+const NO_KPO_PODS: KpoPodView = { synced: false, withIdentity: () => [], byName: () => undefined };
 
 export const EMPTY_CLUSTER: ClusterState = { nodes: NO_NODES, kpoPods: NO_KPO_PODS };
 

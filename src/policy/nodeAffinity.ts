@@ -126,7 +126,7 @@ export class MatchLimitExceeded extends Error {
 
 const UNBOUNDED = new MatchBudget(Number.POSITIVE_INFINITY);
 
-export function termMatches(term: Term, node: NodeInfo, budget: MatchBudget = UNBOUNDED): boolean {
+function termMatches(term: Term, node: NodeInfo, budget: MatchBudget = UNBOUNDED): boolean {
   if (term.matchExpressions.length === 0 && term.matchFields.length === 0) return false;
   for (const requirement of term.matchExpressions) {
     budget.spend();

@@ -5,8 +5,8 @@ import { DEFAULT_OPERATIONS, type CompiledRule, type Evaluate, type Phase, type 
 import type { Operation } from '../admission/review.ts';
 import { AirflowSchema, compileAirflow, type KpoPodSelection } from './airflow.ts';
 
-export const POLICY_API_VERSION = 'podgate.io/v1alpha1';
-export const POLICY_KIND = 'Policy';
+const POLICY_API_VERSION = 'podgate.io/v1alpha1';
+const POLICY_KIND = 'Policy';
 
 /** A policy ready to decide with. Immutable: a reload builds a new one and swaps the reference. */
 export interface Policy {

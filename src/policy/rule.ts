@@ -16,11 +16,11 @@ export type Phase = 'mutate' | 'validate';
  * check whose severity the rule's own parameters set (kpoEnvironment's scopedLookups) may
  * also be `admit`: not reported at all.
  */
-export const ACTIONS = ['deny', 'warn', 'audit'] as const;
+const ACTIONS = ['deny', 'warn', 'audit'] as const;
 export type Action = (typeof ACTIONS)[number];
-export const CHECK_ACTIONS = [...ACTIONS, 'admit'] as const;
+const CHECK_ACTIONS = [...ACTIONS, 'admit'] as const;
 export type CheckAction = (typeof CHECK_ACTIONS)[number];
-export const FAILURE_POLICIES = ['fail', 'ignore'] as const;
+const FAILURE_POLICIES = ['fail', 'ignore'] as const;
 export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
 
 /** The schema of a check's severity parameter: the check vocabulary, with its default. */
@@ -180,7 +180,6 @@ export function ruleSchema<const K extends string, P extends TProperties>(kind: 
 /** A rule kind as the registry sees it: a schema and a compiler, whatever its parameters. */
 export interface RuleKind {
   readonly kind: string;
-  readonly description: string;
   /** The complete schema of one rule of this kind (common fields included). */
   readonly schema: TObject;
   /** Checks one rule's configuration and builds it; problems have paths relative to the rule. */
@@ -206,7 +205,6 @@ export function defineRuleKind<S extends TObject>(definition: RuleKindDefinition
   let validator: ValidateFunction<Static<S>> | undefined;
   return {
     kind: definition.kind,
-    description: definition.schema.description ?? definition.kind,
     schema: definition.schema,
     compile(config, context) {
       validator ??= compileValidator(definition.schema);

@@ -3,7 +3,7 @@ import { StringEnum, type Problem } from '../lib/schema.ts';
 import { assertNever } from '../lib/assert-never.ts';
 
 /** The set-based operators of label selectors; node selector requirements add Gt and Lt. */
-export const SET_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+const SET_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
 export type SetOperator = (typeof SET_OPERATORS)[number];
 
 /**
@@ -35,7 +35,7 @@ export type LabelSelector = Static<typeof LabelSelectorSchema>;
 export type LabelPredicate = (labels: ReadonlyMap<string, string>) => boolean;
 
 /** A label value: 63 characters at most, alphanumeric at both ends, `-_.` inside (the API server's rule). */
-export function isLabelValue(value: string): boolean {
+function isLabelValue(value: string): boolean {
   return value.length <= 63 && /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(value);
 }
 

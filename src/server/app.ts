@@ -34,9 +34,9 @@ export const DEFAULT_MAX_INFLIGHT_BYTES = 16 * 1024 * 1024;
  * API server's webhook timeout (podgate's webhooks set 5 s), so a client trickling a
  * body a byte at a time holds a connection for seconds, not minutes.
  */
-export const REQUEST_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 10_000;
 /** A TLS handshake not finished within this (ms) is dropped (Node's default is 120 s). */
-export const HANDSHAKE_TIMEOUT_MS = 5_000;
+const HANDSHAKE_TIMEOUT_MS = 5_000;
 /**
  * TLS and HTTP deadlines, given when the server is constructed: Node reads
  * headersTimeout and connectionsCheckingInterval only then (Fastify sets

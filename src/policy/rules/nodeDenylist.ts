@@ -100,7 +100,7 @@ const HINT = 'Remove the node pin or choose another node.';
  * here (npm run bench, worst cases), and a pod that needs more is refused as too
  * complex to check rather than holding the event loop.
  */
-export const MATCH_LIMIT = 500_000;
+const MATCH_LIMIT = 500_000;
 
 function exempt(config: Config, exemptNamespace: NameMatcher, workload: Workload, namespace: string): boolean {
   if (exemptNamespace(namespace)) return true;
