@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator, type CounterConfiguration, type MetricType, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type CounterConfiguration } from 'prom-client';
 import type { Decision } from '../engine/decision.ts';
 import type { FindingCounter, Phase } from '../policy/rule.ts';
 import { assertNever } from '../lib/assert-never.ts';
@@ -33,12 +33,15 @@ export class Metrics {
     labelNames: ['rule', 'rule_kind', 'result', 'action'] as const,
     registers: [this.registry],
   });
-  readonly #latency = new PhaseHistogram({
+  readonly #latency = new Histogram({
     name: 'podgate_admission_duration_seconds',
     help: 'Time from a review being read to its answer being sent, by webhook.',
+    labelNames: ['webhook'] as const,
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  /** One child per webhook, made once (prom-client's own API; ~0.2 us per observation, against ~55 us of CPU per review). */
+  readonly #latencyOf = { mutate: this.#latency.labels('mutate'), validate: this.#latency.labels('validate') };
   readonly #rejected = new Counter({
     name: 'podgate_http_rejected_total',
     help: 'Requests answered without a decision: bad input (400, 413), no policy (503), overload (503).',
@@ -101,7 +104,7 @@ export class Metrics {
 
   decision(webhook: Phase, operation: Operation, kind: string, decision: Decision, seconds: number): void {
     this.#requestCounts.add(webhook, operation, kind, decision.allowed);
-    this.#latency.record(webhook, seconds);
+    this.#latencyOf[webhook].observe(seconds);
     for (const report of decision.reports) {
       if (report.status === 'pass' && !report.patched) continue;
       this.#rules.inc({ rule: report.rule, rule_kind: report.kind, result: report.status === 'pass' ? 'patched' : report.status, action: report.action });
@@ -185,76 +188,3 @@ function countedAtScrape(counts: RequestCounts, configuration: CounterConfigurat
   });
 }
 
-/**
- * A histogram by webhook (label `webhook`) counted in plain arrays on the request
- * path. prom-client's Histogram checks and hashes the label set on every
- * observe(), even through labels(): the largest single cost podgate added to a
- * review. This one is still a prom-client Histogram to its registry (name, help,
- * type, registration, reset) and reads out in the same form; only the counting
- * is its own. A test compares its exposition with prom-client's for the same
- * observations.
- */
-export class PhaseHistogram extends Histogram<'webhook' | 'le'> {
-  // Set by prom-client's constructor (not in its typings): the exposition reuses them.
-  declare readonly name: string;
-  declare readonly help: string;
-  declare readonly type: MetricType;
-  declare readonly aggregator: Aggregator;
-  readonly #bounds: readonly number[];
-  #series: Record<Phase, { buckets: number[]; sum: number; count: number }>;
-
-  constructor(configuration: { readonly name: string; readonly help: string; readonly buckets: readonly number[]; readonly registers: Registry[] }) {
-    // `le` is in the type only for the bucket values read out; prom-client adds it itself and refuses it as a label name.
-    super({ ...configuration, buckets: [...configuration.buckets], labelNames: ['webhook'] });
-    this.#bounds = [...configuration.buckets].sort((a, b) => a - b);
-    this.#series = this.#empty();
-  }
-
-  record(webhook: Phase, value: number): void {
-    const series = this.#series[webhook];
-    let bucket = 0;
-    while (bucket < this.#bounds.length && value > (this.#bounds[bucket] ?? Infinity)) bucket += 1;
-    series.buckets[bucket] = (series.buckets[bucket] ?? 0) + 1; // the last slot is +Inf only
-    series.sum += value;
-    series.count += 1;
-  }
-
-  override reset(): void {
-    super.reset();
-    // prom-client's constructor calls reset() before this class's own fields exist.
-    if (#series in this) this.#series = this.#empty();
-  }
-
-  override get(): Promise<MetricObjectWithValues<MetricValueWithName<'webhook' | 'le'>>> {
-    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.#values(), collect: nothingToCollect });
-  }
-
-  /** What prom-client's registry reads for the text format (its own Histogram's differs from get() only in label layout). */
-  getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<'webhook' | 'le'>>> {
-    return this.get();
-  }
-
-  #values(): MetricValueWithName<'webhook' | 'le'>[] {
-    const values: MetricValueWithName<'webhook' | 'le'>[] = [];
-    for (const webhook of WEBHOOKS) {
-      const { buckets, sum, count } = this.#series[webhook];
-      if (count === 0) continue; // as prom-client: a label set appears once observed
-      let cumulative = 0;
-      this.#bounds.forEach((bound, index) => {
-        cumulative += buckets[index] ?? 0;
-        values.push({ labels: { webhook, le: bound }, value: cumulative, metricName: `${this.name}_bucket` });
-      });
-      values.push({ labels: { webhook, le: '+Inf' }, value: count, metricName: `${this.name}_bucket` });
-      values.push({ labels: { webhook }, value: sum, metricName: `${this.name}_sum` });
-      values.push({ labels: { webhook }, value: count, metricName: `${this.name}_count` });
-    }
-    return values;
-  }
-
-  #empty(): Record<Phase, { buckets: number[]; sum: number; count: number }> {
-    const series = () => ({ buckets: new Array<number>(this.#bounds.length + 1).fill(0), sum: 0, count: 0 });
-    return { mutate: series(), validate: series() };
-  }
-}
-
-const nothingToCollect = (): void => undefined;
