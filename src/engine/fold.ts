@@ -1,7 +1,7 @@
 import { allowed, denied, type Decision, type RuleReport } from './decision.ts';
 import { findingMessage, ignoredErrorWarning, ruleErrorMessage } from './messages.ts';
 import type { PatchOp } from '../lib/patch.ts';
-import type { CheckAction, CompiledRule, RuleResult } from '../policy/rule.ts';
+import type { CompiledRule, RuleResult } from '../policy/rule.ts';
 import { assertNever } from '../lib/assert-never.ts';
 
 /** How one rule's evaluation ended, before anything is decided from it. */
@@ -41,7 +41,8 @@ export function fold(outcomes: readonly StepOutcome[], ref: () => string): Decis
     const { result } = outcome;
     const patched = outcome.patch.length > 0;
     if (patched) patch.push(...outcome.patch);
-    const action: CheckAction = result.status === 'fail' ? (result.check?.action ?? rule.action) : 'admit';
+    // A pass, or a finding of a check set to admit: reported as a pass (its patch, if any, stands).
+    const action = result.status === 'fail' ? (result.check?.action ?? rule.action) : 'admit';
     if (result.status === 'pass' || action === 'admit') {
       reports.push({ rule: rule.name, kind: rule.kind, action: rule.action, status: 'pass', patched });
       continue;

@@ -98,6 +98,7 @@ function validate(unsynced: Check, airflow: Airflow, { request, object, cluster 
   if (!cluster.kpoPods.synced) {
     return fail(
       ['the collision check could not run: podgate has not finished listing the live KubernetesPodOperator pods yet'],
+      // Only the wording follows the check's action (what the reader is told to do); fold.ts decides what it does.
       unsynced.action === 'deny' ? 'Retry in a moment.' : 'The pod was admitted unchecked.',
       { check: unsynced },
     );
