@@ -29,8 +29,8 @@ export class Metrics {
   readonly #requestCounts = new RequestCounts();
   readonly #rules = new Counter({
     name: 'podgate_rule_results_total',
-    help: 'Rule results that fired (fail, error, or a patch), by rule, rule kind, result and effective action.',
-    labelNames: ['rule', 'rule_kind', 'result', 'action'] as const,
+    help: 'Rule results that fired (fail, error, or a patch), by rule, rule kind, result, the action taken (deny, warn, audit; none for a patch) and the named check that found it (none for the rule itself).',
+    labelNames: ['rule', 'rule_kind', 'result', 'action', 'check'] as const,
     registers: [this.registry],
   });
   readonly #latency = new Histogram({
@@ -99,7 +99,16 @@ export class Metrics {
     perWatch('podgate_watch_synced', '1 once the watch has listed (its cache is usable), else 0.', (s) => Number(s.synced));
     perWatch('podgate_watch_connected', '1 while the watch connection is open, 0 while it reconnects.', (s) => Number(s.connected));
     perWatch('podgate_watch_cached_objects', 'Objects in the watch cache.', (s) => s.objects);
-    perWatch('podgate_watch_relists', 'Full lists done by the watch (1 at start; more after 410 Gone or errors).', (s) => s.relists);
+    const relists = new Counter({
+      name: 'podgate_watch_relists_total',
+      help: 'Full lists done by the watch (1 at start; more after 410 Gone or errors). Starts again from 0 when a policy reload restarts the watch.',
+      labelNames: ['watch'] as const,
+      registers: [this.registry],
+      collect() {
+        relists.reset();
+        for (const [watch, status] of Object.entries(watches())) if (status) relists.inc({ watch }, status.relists);
+      },
+    });
   }
 
   decision(webhook: Phase, operation: Operation, kind: string, decision: Decision, seconds: number): void {
@@ -107,7 +116,8 @@ export class Metrics {
     this.#latencyOf[webhook].observe(seconds);
     for (const report of decision.reports) {
       if (report.status === 'pass' && !report.patched) continue;
-      this.#rules.inc({ rule: report.rule, rule_kind: report.kind, result: report.status === 'pass' ? 'patched' : report.status, action: report.action });
+      const patchedOnly = report.status === 'pass';
+      this.#rules.inc({ rule: report.rule, rule_kind: report.kind, result: patchedOnly ? 'patched' : report.status, action: patchedOnly ? 'none' : report.action, check: report.check ?? 'none' });
       if (report.status === 'fail' && report.counter !== undefined) this.#count(report.counter);
     }
   }

@@ -4,6 +4,10 @@ import { fakePolicy } from '../helpers/fake-rules.ts';
 import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
 import { Metrics } from '../../src/server/metrics.ts';
 import { allowed } from '../../src/engine/decision.ts';
+import { decide } from '../../src/engine/decide.ts';
+import { compilePolicy } from '../../src/policy/registry.ts';
+import { EMPTY_CLUSTER } from '../../src/policy/cluster.ts';
+import { AIRFLOW_SECTION, ALPHA, makeKpoPod, PRODUCTION } from '../helpers/kpo.ts';
 
 const policy = fakePolicy({ rules: [{ name: 'needs-team', kind: 'requireLabel', key: 'team' }, { name: 'env', kind: 'addLabel', key: 'e', value: 'x' }] });
 
@@ -115,4 +119,40 @@ t.test('load shedding: while the event loop lags, admission is answered 503 at o
   }
   t.ok(recovered, 'answers again once the lag is gone');
   t.equal(value(await metrics.registry.metrics(), 'podgate_http_rejected_total', { reason: 'overloaded' }) !== undefined, true);
+});
+
+t.test('the rule and cross-environment counters say what happened: a patch has no action, a named check is named, and only another environment reaching in is a cross-environment attempt', async (t) => {
+  const compiled = compilePolicy({
+    apiVersion: 'podgate.io/v1alpha1',
+    kind: 'Policy',
+    airflow: AIRFLOW_SECTION,
+    rules: [{ name: 'environment-labels', kind: 'kpoEnvironment' }, { name: 'kpo-collisions', kind: 'kpoCollisionGuard' }, { name: 'kpo-ownership', kind: 'kpoOwnership' }],
+  });
+  if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
+  const metrics = new Metrics();
+  const judge = (phase: 'mutate' | 'validate', request: ReturnType<typeof makeRequest>) => { metrics.decision(phase, request.operation, 'Pod', decide(phase, request, compiled.policy, EMPTY_CLUSTER), 0.0001); };
+  const alphaPod = makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'alpha' } });
+  judge('mutate', makeRequest(makeKpoPod(), ALPHA)); // unlabelled: labelled, and the scopedLookups warning
+  judge('mutate', makeRequest(makeKpoPod({ operatorLabels: { 'podgate.io/environment': 'alpha' } }), ALPHA)); // only the cluster id added: a patch alone
+  judge('validate', makeRequest(alphaPod, ALPHA)); // the pod watch has not listed: the collision check could not run
+  judge('validate', makeRequest(alphaPod, { ...PRODUCTION, operation: 'DELETE', oldObject: alphaPod })); // production deletes alpha's pod
+  const unlabelled = structuredClone(alphaPod);
+  delete (unlabelled['metadata'] as { labels: Record<string, string> }).labels['podgate.io/environment'];
+  judge('validate', makeRequest(unlabelled, { ...ALPHA, operation: 'UPDATE', oldObject: alphaPod })); // alpha removes its own pod's label
+  const text = await metrics.registry.metrics();
+  t.equal(value(text, 'podgate_rule_results_total', { rule: 'environment-labels', result: 'patched', action: 'none' }), 1, 'a patch is counted without an action');
+  t.equal(value(text, 'podgate_rule_results_total', { rule: 'environment-labels', result: 'fail', action: 'warn', check: 'scopedLookups' }), 1);
+  // The CREATE, and the UPDATE (it changes a label a lookup selects on), both before the pod watch listed.
+  t.equal(value(text, 'podgate_rule_results_total', { rule: 'kpo-collisions', result: 'fail', check: 'whileUnsynced' }), 2, 'the unsynced check is told apart from a collision');
+  t.equal(value(text, 'podgate_kpo_collisions_total'), undefined, 'and is no collision');
+  t.equal(value(text, 'podgate_cross_environment_attempts_total', { environment: 'production', owner: 'alpha', operation: 'DELETE' }), 1);
+  t.equal(value(text, 'podgate_rule_results_total', { rule: 'kpo-ownership', result: 'fail', action: 'deny' }), 2, 'both refused');
+  t.equal(value(text, 'podgate_cross_environment_attempts_total', { environment: 'alpha', owner: 'alpha' }), undefined, "alpha's own label change is not counted as another environment's attempt");
+});
+
+t.test('watch relists are a counter', async (t) => {
+  const metrics = new Metrics(() => ({ kpoPods: { synced: true, connected: true, objects: 3, relists: 2 } }));
+  const text = await metrics.registry.metrics();
+  t.match(text, /# TYPE podgate_watch_relists_total counter/);
+  t.equal(value(text, 'podgate_watch_relists_total', { watch: 'kpoPods' }), 2);
 });

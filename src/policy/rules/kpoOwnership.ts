@@ -60,8 +60,13 @@ function validate(airflow: Airflow, input: RuleInput): RuleResult {
     findings.push(`it belongs to environment ${owner}, and ${user} (environment ${actor}) may not ${verb} it`);
     hints.push(reattachHint(airflow, actor, owner));
   }
-  const counter = { counter: 'crossEnvironment', environment: actor ?? 'none', owner: owner ?? 'none', operation: request.operation } as const;
-  return findings.length === 0 ? pass() : fail(findings, hints.join(' '), { counter });
+  if (findings.length === 0) return pass();
+  // Counted as a cross-environment attempt only when it is one: an environment's own identity
+  // removing its own pod's label is refused, but is not another environment reaching in.
+  const environment = actor ?? 'none';
+  const owned = owner ?? 'none';
+  if (environment === owned) return fail(findings, hints.join(' '));
+  return fail(findings, hints.join(' '), { counter: { counter: 'crossEnvironment', environment, owner: owned, operation: request.operation } });
 }
 
 /** An eviction names the pod; the pod itself comes from the cache of live KPO pods. */
