@@ -16,6 +16,7 @@ cp manifests/base/podgate.yaml manifests/base/webhooks.yaml "$work/manifests/bas
 if [ -e "$work/node_modules/typescript" ] || [ -e "$work/node_modules/tap" ]; then echo "dev dependencies in the runtime image"; exit 1; fi
 
 cd "$work"
+"$node24" dist/cli/main.js --version | grep -q '^podgate [0-9]' || { echo "podgate --version failed in the runtime layout"; exit 1; }
 "$node24" dist/cli/main.js serve --offline --port 18643 --metrics-port 18644 --host 127.0.0.1 --certs-dir "$work/certs" --log-format json > "$work/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 50); do curl -s --cacert "$work/certs/ca.crt" https://localhost:18643/healthz >/dev/null 2>&1 && break; sleep 0.2; done

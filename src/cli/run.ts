@@ -7,6 +7,7 @@ import { check, CHECK_HELP } from './check.ts';
 import { UsageError, type CommandIO } from './io.ts';
 import { schema, SCHEMA_HELP } from './schema.ts';
 import { serve, SERVE_HELP } from './serve.ts';
+import { versionLine } from './version.ts';
 
 const HELP = `podgate: admission webhooks for Apache Airflow on shared Kubernetes clusters
 
@@ -19,6 +20,7 @@ Commands:
   test     run a policy's test suites (cases with expected outcomes)
   schema   print the policy file's JSON Schema (for editors)
   certs    make a CA and serving certificate for the in-cluster Service (no cert-manager)
+  version  print podgate's version and the Node running it (also --version)
 
 Run podgate <command> --help for a command's options and an example.
 `;
@@ -37,6 +39,10 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
   const [first, ...rest] = argv;
   if (first === '--help' || first === '-h' || first === 'help') {
     io.out(HELP);
+    return 0;
+  }
+  if (first === '--version' || first === 'version') {
+    io.out(`${versionLine()}\n`);
     return 0;
   }
   const named = first !== undefined && !first.startsWith('-');

@@ -145,6 +145,11 @@ t.test('usage errors exit 2 with help', async (t) => {
     t.equal(result.code, 2, args.join(' '));
     t.match(result.stderr, message);
   }
+  const manifest = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const args of [['--version'], ['version']]) {
+    const version = await runCommand(args, cwd);
+    t.same(version, { code: 0, stdout: `podgate ${manifest.version} (Node ${process.version})\n`, stderr: '' }, `${args.join(' ')}: the package's version and the Node running it`);
+  }
   const help = await runCommand(['--help'], cwd);
   t.equal(help.code, 0);
   t.match(help.stdout, /Commands:\n {2}serve .*\n {2}check /);
