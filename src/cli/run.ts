@@ -7,7 +7,7 @@ import { check, CHECK_HELP } from './check.ts';
 import { UsageError, type CommandIO } from './io.ts';
 import { schema, SCHEMA_HELP } from './schema.ts';
 import { serve, SERVE_HELP } from './serve.ts';
-import { versionLine } from './version.ts';
+import { versionLine } from '../server/version.ts';
 
 const HELP = `podgate: admission webhooks for Apache Airflow on shared Kubernetes clusters
 

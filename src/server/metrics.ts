@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Counte
 import type { Decision } from '../engine/decision.ts';
 import type { FindingCounter, Phase } from '../policy/rule.ts';
 import { assertNever } from '../lib/assert-never.ts';
+import { packageVersion } from './version.ts';
 import { OPERATIONS, type Operation } from '../admission/review.ts';
 
 /** Seconds; resolves the sub-millisecond answers of a healthy podgate and the seconds of a sick one. */
@@ -79,6 +80,8 @@ export class Metrics {
 
   constructor(watches: () => Readonly<Record<string, WatchGaugeSource | undefined>> = () => ({})) {
     collectDefaultMetrics({ register: this.registry, prefix: 'podgate_' });
+    // Which podgate a replica runs, for dashboards and for telling replicas of a rollout apart (always 1).
+    new Gauge({ name: 'podgate_build_info', help: "podgate's version and the Node.js running it (always 1).", labelNames: ['version', 'nodejs_version'] as const, registers: [this.registry] }).set({ version: packageVersion(), nodejs_version: process.version }, 1);
     countedAtScrape(this.#requestCounts, {
       name: 'podgate_admission_requests_total',
       help: 'Admission reviews answered, by webhook, operation, object kind and decision (allowed, denied).',

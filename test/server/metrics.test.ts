@@ -1,4 +1,5 @@
 import t from 'tap';
+import { readFile } from 'node:fs/promises';
 import { admissionResponseOf, call, startServer } from '../helpers/https.ts';
 import { fakePolicy } from '../helpers/fake-rules.ts';
 import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
@@ -155,4 +156,10 @@ t.test('watch relists are a counter', async (t) => {
   const text = await metrics.registry.metrics();
   t.match(text, /# TYPE podgate_watch_relists_total counter/);
   t.equal(value(text, 'podgate_watch_relists_total', { watch: 'kpoPods' }), 2);
+});
+
+t.test("podgate_build_info names the package's version and the Node running it", async (t) => {
+  const manifest = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const text = await new Metrics().registry.metrics();
+  t.equal(value(text, 'podgate_build_info', { version: manifest.version, nodejs_version: process.version }), 1);
 });
