@@ -58,8 +58,9 @@ export class AdmissionGate {
 
   /** Whether `request` may go on to Fastify; if not, it has been answered 503. */
   admit(request: IncomingMessage, response: ServerResponse): boolean {
+    // Without a sampler (maxEventLoopDelayMs 0) the lag reads 0, which never exceeds the bound.
     const lagMs = this.#lag?.ms ?? 0;
-    if (lagMs > this.#options.maxEventLoopDelayMs && this.#lag !== undefined && ADMISSION_PATH.test(request.url ?? '')) {
+    if (lagMs > this.#options.maxEventLoopDelayMs && ADMISSION_PATH.test(request.url ?? '')) {
       return this.#shed(response, `podgate is overloaded (its event loop runs ${lagMs.toFixed(0)} ms late)`);
     }
     const size = this.#bodySize(request);
