@@ -62,8 +62,9 @@ async function start(name: string, args: string[]): Promise<Side> {
     await new Promise((done) => setTimeout(done, 100));
   }
 }
+const hasOpsPort = (dist: string) => readFileSync(join(resolve(dist), 'cli/serve.js'), 'utf8').includes('metrics-port');
 const podgate = (name: string, dist: string) =>
-  start(name, [join(resolve(dist), 'cli/main.js'), 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--log-format', 'json', '--tls-cert', join(work, 'certs/tls.crt'), '--tls-key', join(work, 'certs/tls.key')]);
+  start(name, [join(resolve(dist), 'cli/main.js'), 'serve', '--port', '0', ...(hasOpsPort(dist) ? ['--metrics-port', '0'] : []), '--host', '127.0.0.1', '--log-format', 'json', '--tls-cert', join(work, 'certs/tls.crt'), '--tls-key', join(work, 'certs/tls.key')]);
 /** Sides are named A, B, C... in the order given, and 'baseline'. */
 const named = dists.map((dist, i) => ({ name: String.fromCharCode(65 + i), dist }));
 const kinds = [...named.map((side) => side.name), ...(process.env['BENCH_BASELINE'] === undefined ? [] : ['baseline'])];

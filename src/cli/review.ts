@@ -69,7 +69,7 @@ export async function review(argv: readonly string[], io: CommandIO, stdin: () =
   try {
     const cluster = clusterFrom(values.cluster ? await readObjects(values.cluster.split(','), stdin) : []);
     const objects = await readObjects(positionals, stdin);
-    const results = objects.map((object) => simulate(loaded.policy, cluster, object, identity, 'CREATE', values.namespace ?? 'default'));
+    const results = objects.map((object) => simulate(loaded.policy, cluster, object, identity, { defaultNamespace: values.namespace ?? 'default' }));
     if (format === 'json') {
       const report = results.map((r) => ({ ref: r.ref, source: r.source, admitted: r.admitted, messages: r.messages, warnings: r.warnings, patch: r.patch }));
       io.out(`${JSON.stringify(report, null, 2)}\n`);

@@ -40,9 +40,19 @@ const RESOURCES: Readonly<Record<string, string>> = {
   ReplicationController: 'replicationcontrollers',
 };
 
+/** Kinds without a namespace: named `ClusterRole x`, not `ClusterRole default/x`. */
+const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'PersistentVolume', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'StorageClass', 'PriorityClass', 'RuntimeClass', 'IngressClass', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'APIService', 'CSIDriver', 'VolumeAttachment']);
+
+/** How the object reaches the API server: the operation, the object it replaces (UPDATE), and the namespace when the object names none. */
+export interface SimulatedRequest {
+  readonly operation?: Operation;
+  readonly oldObject?: Record<string, unknown>;
+  readonly defaultNamespace?: string;
+}
+
 let counter = 0;
 
-function requestFor(object: Record<string, unknown>, identity: Identity, operation: Operation, defaultNamespace: string): AdmissionRequest {
+function requestFor(object: Record<string, unknown>, identity: Identity, { operation = 'CREATE', oldObject, defaultNamespace = 'default' }: SimulatedRequest): AdmissionRequest {
   const apiVersion = stringAt(object, 'apiVersion') ?? 'v1';
   const [group, version] = apiVersion.includes('/') ? (apiVersion.split('/') as [string, string]) : ['', apiVersion];
   const kind = stringAt(object, 'kind') ?? '';
@@ -53,15 +63,16 @@ function requestFor(object: Record<string, unknown>, identity: Identity, operati
     kind: { group, version, kind },
     resource: { group, version, resource: RESOURCES[kind] ?? `${kind.toLowerCase()}s` },
     ...(name ? { name } : {}),
-    namespace: stringAt(object, 'metadata', 'namespace') ?? defaultNamespace,
+    namespace: CLUSTER_SCOPED.has(kind) ? '' : (stringAt(object, 'metadata', 'namespace') ?? defaultNamespace),
     operation,
     userInfo: { username: identity.username, groups: [...identity.groups], extra: Object.fromEntries(Object.entries(identity.extra).map(([k, v]) => [k, [...v]])) },
-    ...(operation === 'DELETE' ? { oldObject: object } : { object }),
+    ...(operation === 'DELETE' ? { oldObject: object } : { object, ...(oldObject === undefined ? {} : { oldObject }) }),
   };
 }
 
-export function simulate(policy: Policy, cluster: ClusterState, input: SourcedObject, identity: Identity, operation: Operation = 'CREATE', defaultNamespace = 'default'): Simulation {
-  const request = requestFor(input.object, identity, operation, defaultNamespace);
+export function simulate(policy: Policy, cluster: ClusterState, input: SourcedObject, identity: Identity, how: SimulatedRequest = {}): Simulation {
+  const request = requestFor(input.object, identity, how);
+  const operation = request.operation;
   const ref = objectRef(request, input.object);
   const mutation = decide('mutate', request, policy, cluster);
   if (!mutation.allowed) return { ref, source: input.source, admitted: false, messages: [mutation.denial.message], warnings: mutation.warnings, patch: [], result: input.object };

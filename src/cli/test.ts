@@ -28,11 +28,12 @@ must happen. Paths in a suite are relative to it.
       resource: resources/api-server-small.yaml
       user: system:serviceaccount:ci:helm
       groups: [system:serviceaccounts]
-      operation: CREATE                # or DELETE: the object is the existing one
+      operation: CREATE                # UPDATE (with oldResource: the object before) or DELETE (the object is the existing one)
       expect:
         result: denied                 # admitted | warned | denied
         messages: ["limits.memory 1Gi is below the floor 4Gi"]
         labels: { podgate.io/environment: production }
+        annotations: { karpenter.sh/do-not-disrupt: "true" }
 
 Exit status: 0 every case passed, 1 a case failed, 2 a suite could not be read.
 
@@ -49,11 +50,14 @@ const Case = Type.Object(
     extra: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
     namespace: Type.Optional(Type.String()),
     operation: Type.Optional(StringEnum(OPERATIONS)),
+    /** UPDATE: the object as it is in the cluster before the change (`resource` is the object after it). */
+    oldResource: Type.Optional(Type.String({ minLength: 1 })),
     expect: Type.Object(
       {
         result: StringEnum(['admitted', 'warned', 'denied'] as const),
         messages: Type.Optional(Type.Array(Type.String())),
         labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+        annotations: Type.Optional(Type.Record(Type.String(), Type.String())),
       },
       { additionalProperties: false },
     ),
@@ -106,17 +110,23 @@ async function runCase(testCase: TestCase, base: string, policy: Parameters<type
   const [object] = await readObjects([resolve(base, testCase.resource)], stdin);
   if (object === undefined) return [`${testCase.resource} holds no object`];
   const identity = { username: testCase.user ?? 'kubernetes-admin', groups: testCase.groups ?? ['system:authenticated'], extra: testCase.extra ?? {} };
-  const result = simulate(policy, cluster, object, identity, testCase.operation ?? 'CREATE', testCase.namespace ?? 'default');
+  const operation = testCase.operation ?? 'CREATE';
+  if ((testCase.oldResource !== undefined) !== (operation === 'UPDATE')) return [testCase.oldResource === undefined ? 'an UPDATE needs oldResource: the object before the change' : `oldResource is only for an UPDATE (this case is a ${operation})`];
+  const [oldObject] = testCase.oldResource === undefined ? [] : await readObjects([resolve(base, testCase.oldResource)], stdin);
+  if (testCase.oldResource !== undefined && oldObject === undefined) return [`${testCase.oldResource} holds no object`];
+  const result = simulate(policy, cluster, object, identity, { operation, defaultNamespace: testCase.namespace ?? 'default', ...(oldObject ? { oldObject: oldObject.object } : {}) });
   const got = !result.admitted ? 'denied' : result.warnings.length > 0 ? 'warned' : 'admitted';
   const problems: string[] = [];
   if (got !== testCase.expect.result) problems.push(`expected ${testCase.expect.result}, got ${got}: ${[...result.messages, ...result.warnings].join(' | ') || '(no message)'}`);
   const said = [...result.messages, ...result.warnings];
-  for (const expected of testCase.expect.messages ?? []) {
-    if (!said.some((message) => message.includes(expected))) problems.push(`no message contains "${expected}"`);
-  }
-  const labels = stringMapAt(result.result, 'metadata', 'labels');
-  for (const [key, value] of Object.entries(testCase.expect.labels ?? {})) {
-    if (labels.get(key) !== value) problems.push(`label ${key}: expected "${value}", got ${labels.has(key) ? `"${labels.get(key) ?? ''}"` : 'none'}`);
+  const missing = (testCase.expect.messages ?? []).filter((expected) => !said.some((message) => message.includes(expected)));
+  for (const expected of missing) problems.push(`no message contains "${expected}"`);
+  if (missing.length > 0 && got === testCase.expect.result) problems.push(`the messages were: ${said.join(' | ') || '(none)'}`);
+  for (const map of ['labels', 'annotations'] as const) {
+    const found = stringMapAt(result.result, 'metadata', map);
+    for (const [key, value] of Object.entries(testCase.expect[map] ?? {})) {
+      if (found.get(key) !== value) problems.push(`${map === 'labels' ? 'label' : 'annotation'} ${key}: expected "${value}", got ${found.has(key) ? `"${found.get(key) ?? ''}"` : 'none'}`);
+    }
   }
   return problems;
 }

@@ -86,6 +86,7 @@ const KPO_DEFAULT_SELECTOR = {
 };
 
 const SERVICE_ACCOUNT_PREFIX = 'system:serviceaccount:';
+const DEFAULT_LABEL_PREFIX = 'podgate.io';
 
 /** The caller as the matchers read it; the service account's namespace is parsed once, not once per environment. */
 interface Caller {
@@ -142,7 +143,7 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
     const identifies = [environment.usernames, environment.groups, environment.serviceAccountNamespaces].some((list) => (list?.length ?? 0) > 0) || Object.keys(environment.extra ?? {}).length > 0;
     if (!identifies) problems.push({ path: ['environments', index], message: `environment "${environment.name}" has no usernames, groups, serviceAccountNamespaces or extra to recognise its pods' creator by` });
   });
-  const prefix = config.labelPrefix ?? 'podgate.io';
+  const prefix = config.labelPrefix ?? DEFAULT_LABEL_PREFIX;
   if (!isDnsSubdomain(prefix)) problems.push({ path: ['labelPrefix'], message: `"${prefix}" is not a DNS subdomain, as a label key prefix must be` });
   if (config.kpoPods) problems.push(...labelSelectorProblems(config.kpoPods).map((p) => ({ ...p, path: ['kpoPods', ...p.path] })));
   if (problems.length > 0) return { problems };
@@ -211,10 +212,33 @@ export function missingAirflow(kind: string): { readonly problems: readonly Prob
   return { problems: [{ path: ['kind'], message: `${kind} needs the airflow section at the top of the policy (clusterId and environments)` }] };
 }
 
+/**
+ * Metadata keys no rule but the kpo* kinds may write on a pod: the labels KubernetesPodOperator
+ * sets and its lookups read (adding `airflow-worker` or `already_checked` hides a pod from them,
+ * and from the collision check), and podgate's own attribution keys. Without the airflow
+ * section, the keys under the default prefix.
+ */
+export function reservedMetadataKeys(airflow: Airflow | undefined): { readonly labels: ReadonlySet<string>; readonly annotations: ReadonlySet<string> } {
+  const environmentKey = airflow?.environmentKey ?? `${DEFAULT_LABEL_PREFIX}/environment`;
+  const clusterIdKey = airflow?.clusterIdKey ?? `${DEFAULT_LABEL_PREFIX}/cluster-id`;
+  const injectedKey = airflow?.injectedKey ?? `${DEFAULT_LABEL_PREFIX}/injected-labels`;
+  return { labels: new Set([...KPO_LOOKUP_LABELS, ...KPO_UNSELECTED_LABELS, environmentKey, clusterIdKey]), annotations: new Set([injectedKey]) };
+}
+
 const NONE_INJECTED: ReadonlySet<string> = new Set();
 
 /** Label keys podgate added to this pod itself (from its annotation): not part of the operator's lookup selector. */
 export function injectedKeys(airflow: Airflow, pod: unknown): ReadonlySet<string> {
   const listed = stringAt(pod, 'metadata', 'annotations', airflow.injectedKey);
   return listed === undefined ? NONE_INJECTED : new Set(listed.split(',').filter((key) => key !== ''));
+}
+
+/**
+ * The injected-labels annotation after podgate adds `added` to a pod: the keys an earlier
+ * rule (or invocation) recorded, then these. Every label a webhook adds must be listed, or the
+ * collision check would take it for part of the operator's lookup selector.
+ */
+export function injectedAnnotation(airflow: Airflow, pod: unknown, added: readonly string[]): Record<string, string> {
+  const keys = new Set([...injectedKeys(airflow, pod), ...added]);
+  return { [airflow.injectedKey]: [...keys].join(',') };
 }

@@ -22,9 +22,9 @@ t.test('podgate certs: a CA and a serving certificate for the Service, and the c
   for (const name of NAMES) t.equal(cert.checkHost(name), name, `valid for ${name}`);
 
   const webhooks = webhookNames(await readFile(new URL('../../manifests/base/webhooks.yaml', import.meta.url), 'utf8'));
-  t.same(webhooks.map((w) => [w.kind, w.webhooks]), [['MutatingWebhookConfiguration', ['kpo.mutate.podgate.io']], ['ValidatingWebhookConfiguration', ['validate.podgate.io']]]);
+  t.same(webhooks.map((w) => [w.kind, w.webhooks]), [['MutatingWebhookConfiguration', ['mutate.podgate.io']], ['ValidatingWebhookConfiguration', ['validate.podgate.io']]]);
   const caBundle = Buffer.from(ca).toString('base64');
-  for (const [file, kind, hook] of [['mutating-webhook-ca.yaml', 'MutatingWebhookConfiguration', 'kpo.mutate.podgate.io'], ['validating-webhook-ca.yaml', 'ValidatingWebhookConfiguration', 'validate.podgate.io']] as const) {
+  for (const [file, kind, hook] of [['mutating-webhook-ca.yaml', 'MutatingWebhookConfiguration', 'mutate.podgate.io'], ['validating-webhook-ca.yaml', 'ValidatingWebhookConfiguration', 'validate.podgate.io']] as const) {
     const patch = parse(await readFile(join(out, file), 'utf8')) as { kind: string; metadata: { name: string }; webhooks: { name: string; clientConfig: { caBundle: string } }[] };
     t.same(patch, { apiVersion: 'admissionregistration.k8s.io/v1', kind, metadata: { name: 'podgate' }, webhooks: [{ name: hook, clientConfig: { caBundle } }] }, file);
   }

@@ -21,17 +21,22 @@ t.test('podgate review: what the API server would do, from files, directories an
   t.match(denied.stdout, /^DENIED {3}Deployment airflow\/airflow-api-server {2}\(.*api-server-too-small\.yaml\)\n {2}denied: Deployment airflow\/airflow-api-server: container "api-server" requests\.memory 1Gi is below the floor 4Gi/m);
   t.match(denied.stdout, /^ADMITTED Pod airflow-jobs\/export-4devg7t1 /m);
   t.match(denied.stdout, /2 object\(s\): 1 admitted, 1 denied\n$/);
+  const clusterScoped = await runCommand(['review', '-'], cwd, 'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: { name: airflow-reader }\nrules: []\n');
+  t.match(clusterScoped.stdout, /^ADMITTED ClusterRole airflow-reader {2}\(<stdin>\)/m, 'a cluster-scoped object is named without a namespace');
 
   const kpo = await runCommand(['review', '--user', 'system:serviceaccount:airflow-prod:airflow-worker', '--cluster', join(ROOT, 'examples/policy-test/cluster.yaml'), '-'], cwd, await readFile(join(resources, 'kpo-pod-production.yaml'), 'utf8'));
   t.equal(kpo.code, 0);
   t.match(kpo.stdout, /^WARNED {3}Pod airflow\/load-warehouse-k2j4h8sd {2}\(<stdin>\)/m);
   t.match(kpo.stdout, /^ {2}\+ metadata\.labels\["podgate\.io\/environment"\]: "production"$/m, 'the change as a readable diff');
-  t.match(kpo.stdout, /^ {2}\+ metadata\.annotations: \{"podgate\.io\/injected-labels":"podgate\.io\/environment,podgate\.io\/cluster-id"\}$/m);
+  t.match(kpo.stdout, /^ {2}\+ metadata\.annotations: \{"karpenter\.sh\/do-not-disrupt":"true","cluster-autoscaler\.kubernetes\.io\/safe-to-evict":"false"\}$/m, 'a map created whole');
+  t.match(kpo.stdout, /^ {2}\+ metadata\.annotations\["podgate\.io\/injected-labels"\]: "podgate\.io\/environment,podgate\.io\/cluster-id"$/m, 'then added to');
 
   const json = await runCommand(['review', '-o', 'json', '--user', 'system:serviceaccount:airflow-prod:airflow-worker', join(resources)], cwd);
   const report = JSON.parse(json.stdout) as { ref: string; source: string; admitted: boolean; patch: unknown[]; messages: string[] }[];
   t.ok(report.length >= 9, 'a directory is read whole');
-  t.match(report.find((r) => r.source.endsWith('kpo-pod-production.yaml')), { ref: 'Pod airflow/load-warehouse-k2j4h8sd', admitted: true, patch: [{ op: 'add', path: '/metadata/labels/podgate.io~1environment', value: 'production' }] });
+  const production = report.find((r) => r.source.endsWith('kpo-pod-production.yaml'));
+  t.match(production, { ref: 'Pod airflow/load-warehouse-k2j4h8sd', admitted: true });
+  t.ok(production?.patch.some((op) => JSON.stringify(op) === JSON.stringify({ op: 'add', path: '/metadata/labels/podgate.io~1environment', value: 'production' })), 'the patch as JSON');
   t.equal(json.code, 1);
 });
 
@@ -71,6 +76,16 @@ t.test('podgate test: a failing case says what differed; a broken suite is exit 
   const failed = await runCommand(['test', cwd], cwd);
   t.equal(failed.code, 1);
   t.match(failed.stdout, /FAIL {2}wrong on purpose\n {8}expected denied, got admitted: \(no message\)\n {8}no message contains "nope"\n {8}label a: expected "b", got none\n/);
+  await writeFile(
+    join(cwd, 'podgate-test.yaml'),
+    `apiVersion: podgate.io/v1alpha1\nkind: Test\npolicy: ${join(ROOT, 'manifests/base/podgate.yaml')}\ncases:\n` +
+      '  - name: right result, wrong message\n    resource: pod.yaml\n    expect: { result: admitted, messages: [nope], annotations: { x: y } }\n' +
+      '  - name: an update without the object before\n    resource: pod.yaml\n    operation: UPDATE\n    expect: { result: admitted }\n',
+  );
+  const told = await runCommand(['test', cwd], cwd);
+  t.equal(told.code, 1);
+  t.match(told.stdout, /FAIL {2}right result, wrong message\n {8}no message contains "nope"\n {8}the messages were: \(none\)\n {8}annotation x: expected "y", got none\n/, 'what was said, when a message was expected');
+  t.match(told.stdout, /FAIL {2}an update without the object before\n {8}an UPDATE needs oldResource: the object before the change\n/);
   await writeFile(join(cwd, 'podgate-test.yaml'), 'apiVersion: podgate.io/v1alpha1\nkind: Test\ncases: []\n');
   const broken = await runCommand(['test', cwd], cwd);
   t.equal(broken.code, 2);

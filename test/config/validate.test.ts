@@ -1,6 +1,6 @@
 import t from 'tap';
 import { validatePolicyText } from '../../src/config/validate.ts';
-import { compilePolicy } from '../../src/policy/registry.ts';
+import { compilePolicy, RULE_KINDS } from '../../src/policy/registry.ts';
 
 const check = (text: string) => validatePolicyText(text, 'podgate.yaml', compilePolicy);
 
@@ -54,7 +54,7 @@ t.test('every problem, one line each, file:line:column path: message, in file or
       'podgate.yaml:11:11 rules[1].name: must match pattern "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"',
       'podgate.yaml:13:13 rules[1].action: "block" is not one of: deny, warn, audit',
       'podgate.yaml:15:11 rules[2].name: duplicate rule name "floors"',
-      'podgate.yaml:16:11 rules[2].kind: unknown rule kind "podDisruptionBudgetFloor"; podgate knows: resourceFloors, nodeDenylist, kpoEnvironment, kpoCollisionGuard, kpoOwnership',
+      `podgate.yaml:16:11 rules[2].kind: unknown rule kind "podDisruptionBudgetFloor"; podgate knows: ${RULE_KINDS.map((kind) => kind.kind).join(', ')}`,
       'podgate.yaml:24:5 rules[3].colour: unknown field',
     ],
   });

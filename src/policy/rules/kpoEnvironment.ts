@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { at, jsonEqual, stringMapAt } from '../../lib/json.ts';
 import type { UserInfo } from '../../admission/review.ts';
 import { workloadOf, WORKLOAD_KINDS } from '../workload.ts';
-import { injectedKeys, missingAirflow, type Airflow } from '../airflow.ts';
+import { injectedAnnotation, injectedKeys, missingAirflow, type Airflow } from '../airflow.ts';
 import { labelValueProblem } from '../selector.ts';
 import { addToMetadataMap } from '../metadataPatch.ts';
 import { CheckActionSchema, defineRuleKind, fail, pass, ruleSchema, skip, type Check, type RuleInput, type RuleResult } from '../rule.ts';
@@ -50,7 +50,7 @@ function labelsToAdd(airflow: Airflow, labels: ReadonlyMap<string, string>, envi
 function labelPatch(airflow: Airflow, object: unknown, add: Record<string, string>) {
   const keys = Object.keys(add);
   if (keys.length === 0) return [];
-  return [...addToMetadataMap(object, [], 'labels', add), ...addToMetadataMap(object, [], 'annotations', { [airflow.injectedKey]: keys.join(',') })];
+  return [...addToMetadataMap(object, [], 'labels', add), ...addToMetadataMap(object, [], 'annotations', injectedAnnotation(airflow, object, keys))];
 }
 
 function mutate(config: Config, checks: Checks, airflow: Airflow, { request, object }: RuleInput): RuleResult {

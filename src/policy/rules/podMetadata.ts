@@ -1,0 +1,111 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { Problem } from '../../lib/schema.ts';
+import { at, isRecord, stringMapAt } from '../../lib/json.ts';
+import { pointer, type PatchOp } from '../../lib/patch.ts';
+import { injectedAnnotation, reservedMetadataKeys, type Airflow } from '../airflow.ts';
+import { isLabelKey, labelValueProblem } from '../selector.ts';
+import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
+
+/**
+ * podMetadata (mutating): adds labels and annotations to the Pods a rule selects, on
+ * CREATE (incident 4: Karpenter consolidated nodes under long-running Airflow tasks;
+ * `karpenter.sh/do-not-disrupt: "true"` keeps it off those pods). Pods only: patching a
+ * controller's template would fight `helm upgrade`'s three-way merge.
+ */
+const Entries = (what: string) => Type.Optional(Type.Record(Type.String(), Type.String(), { description: `${what} to add: key to value (quote "true" and numbers).` }));
+
+const schema = ruleSchema('podMetadata', 'Adds labels and annotations to the Pods a rule selects, when they are created.', {
+  labels: Entries('Labels'),
+  annotations: Entries('Annotations'),
+  overwrite: Type.Optional(Type.Boolean({ default: false, description: "Replace a value the pod already has (default false: the pod's own value wins)." })),
+});
+type Config = Static<typeof schema>;
+
+/** The API server's limit on the total size of an object's annotations, keys and values (apimachinery's TotalAnnotationSizeLimitB). */
+const ANNOTATIONS_SIZE_LIMIT = 256 * 1024;
+
+type MetadataMap = 'labels' | 'annotations';
+
+function metadataProblems(config: Config, airflow: Airflow | undefined): Problem[] {
+  const problems: Problem[] = [];
+  const reserved = reservedMetadataKeys(airflow);
+  const labels = Object.entries(config.labels ?? {});
+  const annotations = Object.entries(config.annotations ?? {});
+  if (labels.length === 0 && annotations.length === 0) problems.push({ path: [], message: 'set at least one entry under labels or annotations' });
+  for (const [key, value] of labels) {
+    if (!isLabelKey(key)) problems.push({ path: ['labels', key], message: `"${key}" is not a valid label key (an optional DNS-subdomain prefix and /, then up to 63 letters, digits, - _ . with alphanumeric ends)`, atKey: true });
+    else if (reserved.labels.has(key)) problems.push({ path: ['labels', key], message: `label ${key} is KubernetesPodOperator's or podgate's own (its lookups and the environment attribution read it); a podMetadata rule may not set it`, atKey: true });
+    const problem = labelValueProblem(value, ['labels', key]);
+    if (problem) problems.push(problem);
+  }
+  let size = 0;
+  for (const [key, value] of annotations) {
+    size += Buffer.byteLength(key) + Buffer.byteLength(value);
+    // The API server checks annotation keys as qualified names after lowercasing them.
+    if (!isLabelKey(key.toLowerCase())) problems.push({ path: ['annotations', key], message: `"${key}" is not a valid annotation key (an optional DNS-subdomain prefix and /, then up to 63 letters, digits, - _ . with alphanumeric ends)`, atKey: true });
+    else if (reserved.annotations.has(key)) problems.push({ path: ['annotations', key], message: `annotation ${key} is podgate's own record of the labels it added; a podMetadata rule may not set it`, atKey: true });
+  }
+  if (size > ANNOTATIONS_SIZE_LIMIT) problems.push({ path: ['annotations'], message: `the annotations take ${size} bytes; the API server allows ${ANNOTATIONS_SIZE_LIMIT} on an object` });
+  return problems;
+}
+
+/** The entries of `wanted` the pod should get: absent ones, and with `overwrite` those with another value. */
+function entriesToSet(current: unknown, wanted: Readonly<Record<string, string>>, overwrite: boolean): Record<string, string> {
+  const set: Record<string, string> = {};
+  for (const [key, value] of Object.entries(wanted)) {
+    const existing = isRecord(current) && Object.hasOwn(current, key) ? current[key] : undefined;
+    if (existing === value || (existing !== undefined && !overwrite)) continue;
+    set[key] = value;
+  }
+  return set;
+}
+
+/** `add` replaces an existing member (RFC 6902 §4.1), so one op per key sets or overwrites it; an absent map is added whole. */
+function mapPatch(metadata: Record<string, unknown>, map: MetadataMap, entries: Readonly<Record<string, string>>): PatchOp[] {
+  const keys = Object.keys(entries);
+  if (keys.length === 0) return [];
+  if (!isRecord(metadata[map])) return [{ op: 'add', path: pointer(['metadata', map]), value: { ...entries } }];
+  return keys.map((key) => ({ op: 'add', path: pointer(['metadata', map, key]), value: entries[key] }));
+}
+
+/** Bytes the pod's annotations take once `adding` is set, as the API server counts them. */
+function annotationsSize(current: unknown, adding: Readonly<Record<string, string>>): number {
+  let size = 0;
+  const merged = { ...(isRecord(current) ? current : {}), ...adding };
+  for (const [key, value] of Object.entries(merged)) size += Buffer.byteLength(key) + (typeof value === 'string' ? Buffer.byteLength(value) : 0);
+  return size;
+}
+
+function evaluate(config: Config, airflow: Airflow | undefined, { object }: RuleInput): RuleResult {
+  const metadata = at(object, 'metadata');
+  if (!isRecord(metadata)) return skip(); // not a pod the API server would create
+  const labels = entriesToSet(metadata['labels'], config.labels ?? {}, config.overwrite ?? false);
+  const annotations = entriesToSet(metadata['annotations'], config.annotations ?? {}, config.overwrite ?? false);
+  const added = Object.keys(labels);
+  // On a KPO pod, labels podgate adds are not the operator's: say so where the collision check reads it.
+  if (airflow !== undefined && added.length > 0 && airflow.isKpoPod(stringMapAt(object, 'metadata', 'labels'))) Object.assign(annotations, injectedAnnotation(airflow, object, added));
+  const patch = mapPatch(metadata, 'labels', labels);
+  const size = annotationsSize(metadata['annotations'], annotations);
+  if (size > ANNOTATIONS_SIZE_LIMIT) {
+    return fail(
+      [`its annotations with ${listing(Object.keys(annotations))} added would take ${size} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}`],
+      'Shorten the annotations the pod carries, or exclude it from this rule.',
+      { patch },
+    );
+  }
+  return pass([...patch, ...mapPatch(metadata, 'annotations', annotations)]);
+}
+
+function listing(keys: readonly string[]): string {
+  return keys.length <= 3 ? keys.join(', ') : `${keys.slice(0, 3).join(', ')} and ${keys.length - 3} more`;
+}
+
+export const podMetadata = defineRuleKind({
+  kind: 'podMetadata',
+  schema,
+  build(config, { airflow }) {
+    const problems = metadataProblems(config, airflow);
+    if (problems.length > 0) return { problems };
+    return { kinds: ['Pod'], operations: ['CREATE'], mutate: (input) => evaluate(config, airflow, input) };
+  },
+});
