@@ -64,6 +64,10 @@ function cost(phase: Phase, body: string, cluster: ClusterState): { parseMs: num
 const affinity = (terms: unknown[]) => ({ affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } } } });
 const fill = <T>(count: number, make: (i: number) => T) => Array.from({ length: count }, (_, i) => make(i));
 const labelsOf = (count: number) => Object.fromEntries(fill(count, (i) => [`k${i}.example.com/label-${i}`, `value-${i}`]));
+const withAnnotations = (pod: Record<string, unknown>, count: number) => {
+  (pod['metadata'] as { annotations?: Record<string, string> }).annotations = labelsOf(count);
+  return pod;
+};
 const heavyKpo = (count: number, extra: Record<string, string> = {}) => {
   const pod = makeKpoPod({ suffix: `h${count}` });
   (pod['metadata'] as { labels: Record<string, string> }).labels = { ...labelsOf(count), ...kpoLabels(), ...extra };
@@ -115,6 +119,8 @@ const cases: { kind: string; what: string; phase: Phase; review: () => unknown; 
   { kind: 'nodeDenylist', what: '8 terms of 10 NotIn + a pin, 5,000 nodes (near the budget)', phase: 'validate', review: () => makeReview(makeRequest(makePod({ namespace: 'airflow', spec: affinity(fill(8, (i) => ({ matchExpressions: fill(10, (j) => ({ key: `k${j}`, operator: 'NotIn', values: [`v${i}`] })).concat([{ key: 'kubernetes.io/hostname', operator: 'In', values: ['node-7'] }]) }))) }))), cluster: withNodes },
   { kind: 'kpoEnvironment', what: 'a KPO pod with 100,000 labels (mutate)', phase: 'mutate', review: () => makeReview(makeRequest(heavyKpo(100_000), PROD)), cluster: EMPTY_CLUSTER },
   { kind: 'kpoCollisionGuard', what: 'a KPO pod with 50,000 labels, 5 cached pods of its task with 20,000 each', phase: 'validate', review: () => makeReview(makeRequest(heavyKpo(50_000), PROD)), cluster: { ...EMPTY_CLUSTER, kpoPods: heavyCache } },
+  { kind: 'podMetadata', what: 'a KPO pod with 100,000 annotations (mutate)', phase: 'mutate', review: () => makeReview(makeRequest(withAnnotations(makeKpoPod({ suffix: 'a100k' }), 100_000), PROD)), cluster: EMPTY_CLUSTER },
+  { kind: 'gracePeriodFloor', what: 'a worker StatefulSet whose grace period is an array of 1,000,000 numbers', phase: 'validate', review: () => makeReview(makeRequest(makeController('StatefulSet', 'airflow-worker', { labels: { component: 'worker' }, spec: { terminationGracePeriodSeconds: fill(1_000_000, () => 1) } }))), cluster: EMPTY_CLUSTER },
   {
     kind: 'kpoOwnership',
     what: 'an UPDATE of a KPO pod with 2 x 50,000 labels',

@@ -68,12 +68,27 @@ function mapPatch(metadata: Record<string, unknown>, map: MetadataMap, entries: 
   return keys.map((key) => ({ op: 'add', path: pointer(['metadata', map, key]), value: entries[key] }));
 }
 
-/** Bytes the pod's annotations take once `adding` is set, as the API server counts them. */
-function annotationsSize(current: unknown, adding: Readonly<Record<string, string>>): number {
-  let size = 0;
-  const merged = { ...(isRecord(current) ? current : {}), ...adding };
-  for (const [key, value] of Object.entries(merged)) size += Buffer.byteLength(key) + (typeof value === 'string' ? Buffer.byteLength(value) : 0);
-  return size;
+/**
+ * Whether the pod's annotations, once `adding` is set, stay within what the API server
+ * allows (keys and values in UTF-8 bytes). A string takes at least one byte and at most
+ * three per UTF-16 unit, so lengths settle almost every pod without encoding anything.
+ */
+function annotationsFit(current: unknown, adding: Readonly<Record<string, string>>): { fits: boolean; size: number } {
+  const existing = isRecord(current) ? current : {};
+  const strings: string[] = [];
+  for (const key of Object.keys(existing)) {
+    if (Object.hasOwn(adding, key)) continue;
+    const value = existing[key];
+    strings.push(key, typeof value === 'string' ? value : '');
+  }
+  for (const [key, value] of Object.entries(adding)) strings.push(key, value);
+  let units = 0;
+  for (const text of strings) units += text.length;
+  if (units > ANNOTATIONS_SIZE_LIMIT) return { fits: false, size: units };
+  if (units * 3 <= ANNOTATIONS_SIZE_LIMIT) return { fits: true, size: units };
+  let bytes = 0;
+  for (const text of strings) bytes += Buffer.byteLength(text);
+  return { fits: bytes <= ANNOTATIONS_SIZE_LIMIT, size: bytes };
 }
 
 function evaluate(config: Config, airflow: Airflow | undefined, { object }: RuleInput): RuleResult {
@@ -85,10 +100,10 @@ function evaluate(config: Config, airflow: Airflow | undefined, { object }: Rule
   // On a KPO pod, labels podgate adds are not the operator's: say so where the collision check reads it.
   if (airflow !== undefined && added.length > 0 && airflow.isKpoPod(stringMapAt(object, 'metadata', 'labels'))) Object.assign(annotations, injectedAnnotation(airflow, object, added));
   const patch = mapPatch(metadata, 'labels', labels);
-  const size = annotationsSize(metadata['annotations'], annotations);
-  if (size > ANNOTATIONS_SIZE_LIMIT) {
+  const { fits, size } = annotationsFit(metadata['annotations'], annotations);
+  if (!fits) {
     return fail(
-      [`its annotations with ${listing(Object.keys(annotations))} added would take ${size} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}`],
+      [`its annotations with ${listing(Object.keys(annotations))} added would take at least ${size} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}`],
       'Shorten the annotations the pod carries, or exclude it from this rule.',
       { patch },
     );

@@ -108,7 +108,7 @@ t.test('an addition that would pass the API server’s 256 KiB annotation limit 
   (pod['metadata'] as Json)['annotations'] = { 'example.com/blob': 'x'.repeat(256 * 1024 - 40) };
   const { decision } = mutate(pod, policy([rule()]));
   t.equal(decision.allowed, false);
-  t.match(decision.allowed ? '' : decision.denial.message, /^Pod airflow\/big: its annotations with karpenter\.sh\/do-not-disrupt, cluster-autoscaler\.kubernetes\.io\/safe-to-evict added would take 262\d+ bytes, over the API server's limit of 262144 \(rule stay-put\)\. Shorten the annotations the pod carries, or exclude it from this rule\.$/);
+  t.match(decision.allowed ? '' : decision.denial.message, /^Pod airflow\/big: its annotations with karpenter\.sh\/do-not-disrupt, cluster-autoscaler\.kubernetes\.io\/safe-to-evict added would take at least 262\d+ bytes, over the API server's limit of 262144 \(rule stay-put\)\. Shorten the annotations the pod carries, or exclude it from this rule\.$/);
   t.equal(mutate(pod, policy([rule({ action: 'warn' })])).decision.patch.length, 0, 'with warn, nothing is added');
 });
 
