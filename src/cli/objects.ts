@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { LineCounter, parseAllDocuments } from 'yaml';
+import { yamlError } from '../config/validate.ts';
 import { arrayAt, isRecord, stringAt } from '../lib/json.ts';
 
 /** A Kubernetes object read from a file, with where it came from (for messages). */
@@ -36,11 +37,11 @@ async function filesUnder(path: string): Promise<string[]> {
  * yaml`) flattened into its items.
  */
 export function objectsFromText(text: string, source: string): SourcedObject[] {
-  const documents = parseAllDocuments(text);
+  const lineCounter = new LineCounter();
+  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false });
   const out: SourcedObject[] = [];
   documents.forEach((document, index) => {
-    const [error] = document.errors;
-    if (error) throw new InputError(`${source}: not YAML or JSON (${error.message.split('\n')[0] ?? error.message})`);
+    if (document.errors.length > 0) throw new InputError(`not YAML or JSON: ${yamlError(text, source, lineCounter, document.errors)}`);
     const value: unknown = document.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
     const where = documents.length > 1 ? `${source}#${index + 1}` : source;

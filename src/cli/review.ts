@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { readPolicyFile } from '../config/load.ts';
 import { compilePolicy } from '../policy/registry.ts';
-import { InputError, readObjects } from './objects.ts';
+import { InputError, readObjects, type SourcedObject } from './objects.ts';
+import type { WatchName } from '../policy/rule.ts';
 import { clusterFrom, describePatch, simulate, type Identity } from './simulate.ts';
 import { UsageError, type CommandIO } from './io.ts';
 
@@ -67,8 +68,12 @@ export async function review(argv: readonly string[], io: CommandIO, stdin: () =
     return 2;
   }
   try {
-    const cluster = clusterFrom(values.cluster ? await readObjects(values.cluster.split(','), stdin) : []);
+    const state = values.cluster ? await readObjects(values.cluster.split(','), stdin) : [];
+    const cluster = clusterFrom(state);
     const objects = await readObjects(positionals, stdin);
+    // `helm template … | podgate review -` after helm failed must not pass a CI step.
+    if (objects.length === 0) throw new InputError(`no Kubernetes object in ${positionals.map((p) => (p === '-' ? 'standard input' : p)).join(', ')}: nothing was reviewed (did the command producing it fail?)`);
+    for (const note of missingState(loaded.policy.watches, state)) io.err(`podgate review: note: ${note}\n`);
     const results = objects.map((object) => simulate(loaded.policy, cluster, object, identity, { defaultNamespace: values.namespace ?? 'default' }));
     if (format === 'json') {
       const report = results.map((r) => ({ ref: r.ref, source: r.source, admitted: r.admitted, messages: r.messages, warnings: r.warnings, patch: r.patch }));
@@ -92,4 +97,13 @@ export async function review(argv: readonly string[], io: CommandIO, stdin: () =
     }
     throw error;
   }
+}
+
+/** What the policy's rules would read from the cluster that the review was not given: said, so an admission is not read as a clean bill. */
+function missingState(watches: ReadonlySet<WatchName>, state: readonly SourcedObject[]): string[] {
+  const given = (kind: string) => state.some(({ object }) => object['kind'] === kind);
+  const notes: string[] = [];
+  if (watches.has('nodes') && !given('Node')) notes.push('no nodes were given (--cluster nodes.yaml, from kubectl get nodes -o yaml): node denylist entries by selector match no node, so a pod pinned to such a node by hostname or affinity is judged by names alone');
+  if (watches.has('kpoPods') && !given('Pod')) notes.push('no live pods were given (--cluster pods.yaml, from kubectl get pods -A -o yaml): KubernetesPodOperator collisions are judged against an empty cluster');
+  return notes;
 }

@@ -2,8 +2,9 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Type, type Static } from '@sinclair/typebox';
-import { parse } from 'yaml';
-import { compileValidator, formatPath, schemaProblems, StringEnum } from '../lib/schema.ts';
+import { LineCounter, parseDocument } from 'yaml';
+import { compileValidator, schemaProblems, StringEnum } from '../lib/schema.ts';
+import { locatedProblems, yamlError } from '../config/validate.ts';
 import { readPolicyFile } from '../config/load.ts';
 import { OPERATIONS } from '../admission/review.ts';
 import { stringMapAt } from '../lib/json.ts';
@@ -82,13 +83,12 @@ async function suiteFiles(paths: readonly string[]): Promise<string[]> {
 }
 
 async function runSuite(file: string, io: CommandIO): Promise<{ passed: number; failed: number }> {
-  let document: unknown;
-  try {
-    document = parse(await readFile(file, 'utf8'));
-  } catch (error) {
-    throw new InputError(`${file}: ${error instanceof Error ? error.message.split('\n')[0] ?? '' : String(error)}`);
-  }
-  if (!isSuite(document)) throw new InputError(`${file}: ${schemaProblems(isSuite.errors, document).map((p) => `${formatPath(p.path)}: ${p.message}`).join('; ')}`);
+  const text = await readFile(file, 'utf8');
+  const lineCounter = new LineCounter();
+  const parsed = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (parsed.errors.length > 0) throw new InputError(yamlError(text, file, lineCounter, parsed.errors));
+  const document: unknown = parsed.toJS({ maxAliasCount: 100 });
+  if (!isSuite(document)) throw new InputError(locatedProblems(parsed.contents, lineCounter, file, schemaProblems(isSuite.errors, document)).join('\n'));
   const base = dirname(file);
   const policy = await readPolicyFile(resolve(base, document.policy), compilePolicy);
   if (!policy.ok) throw new InputError(`${file}: its policy is not valid:\n${policy.errors.join('\n')}`);

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { validatePolicyText, type PolicyResult } from './validate.ts';
 import type { PolicyStore } from './store.ts';
@@ -37,7 +36,7 @@ export async function readPolicyFile(path: string, compile: PolicyCompiler): Pro
     return { ok: false, errors: [`${path}: cannot read the policy file (${reason})`] };
   }
   try {
-    const result = validatePolicyText(text, basename(path), compile);
+    const result = validatePolicyText(text, path, compile);
     return result.ok ? { ...result, sha256: createHash('sha256').update(text).digest('hex') } : result;
   } catch (error) {
     return { ok: false, errors: [`${path}: the policy could not be checked: ${error instanceof Error ? error.message : String(error)}`] };

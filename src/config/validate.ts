@@ -1,4 +1,4 @@
-import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Node } from 'yaml';
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, type YAMLError } from 'yaml';
 import { formatPath, type DocPath, type Problem } from '../lib/schema.ts';
 import type { CompiledPolicy, Policy } from '../policy/policy.ts';
 
@@ -13,15 +13,7 @@ export type PolicyResult = { readonly ok: true; readonly policy: Policy } | { re
 export function validatePolicyText(text: string, fileName: string, compile: (document: unknown) => CompiledPolicy): PolicyResult {
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
-  if (document.errors.length > 0) {
-    return {
-      ok: false,
-      errors: document.errors.map((error) => {
-        const { line, col } = lineCounter.linePos(error.pos[0]);
-        return `${fileName}:${line}:${col} ${error.message.split('\n')[0] ?? error.message}`;
-      }),
-    };
-  }
+  if (document.errors.length > 0) return { ok: false, errors: [yamlError(text, fileName, lineCounter, document.errors)] };
   if (document.contents === null) return { ok: false, errors: [`${fileName}:1:1 the policy file is empty; see the sample policy for the shape`] };
 
   let parsed: unknown;
@@ -35,13 +27,48 @@ export function validatePolicyText(text: string, fileName: string, compile: (doc
   const compiled = compile(parsed);
   if (compiled.ok) return compiled;
 
-  const located = compiled.problems.map((problem) => {
-    const offset = sourceOffset(document.contents, problem);
-    const { line, col } = lineCounter.linePos(offset);
+  return { ok: false, errors: locatedProblems(document.contents, lineCounter, fileName, compiled.problems) };
+}
+
+/** Problems of a parsed YAML document as `file:line:column path: message` lines, in file order. */
+export function locatedProblems(root: Node | null, lineCounter: LineCounter, fileName: string, problems: readonly Problem[]): string[] {
+  const located = problems.map((problem) => {
+    const { line, col } = lineCounter.linePos(sourceOffset(root, problem));
     return { line, col, text: `${fileName}:${line}:${col} ${formatPath(problem.path)}: ${problem.message}` };
   });
   located.sort((a, b) => a.line - b.line || a.col - b.col);
-  return { ok: false, errors: located.map((entry) => entry.text) };
+  return located.map((entry) => entry.text);
+}
+
+/**
+ * The first YAML error, where it is and in a policy author's words; the ones after it
+ * are counted, not listed (one bad indent makes the parser misread every line after it).
+ */
+export function yamlError(text: string, fileName: string, lineCounter: LineCounter, errors: readonly YAMLError[]): string {
+  const [first] = errors;
+  if (first === undefined) return `${fileName}:1:1 not YAML`;
+  // The parser points at the start of the line; the author looks for its first character.
+  let offset = first.pos[0];
+  while (text[offset] === ' ') offset += 1;
+  const { line, col } = lineCounter.linePos(offset);
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more YAML error(s) after it, often caused by this one)` : '';
+  return `${fileName}:${line}:${col} ${yamlMessage(first)}${more}`;
+}
+
+const INDENTATION_HINT = ": check this line's indentation against the lines above it (YAML nests by spaces)";
+/** The parser's errors that a policy author meets, in their words; others keep the parser's. */
+const YAML_MESSAGES: Partial<Record<YAMLError['code'], (own: string) => string>> = {
+  MULTIPLE_DOCS: () => 'a second YAML document starts here (---); a policy file holds one policy, with every rule under its rules',
+  DUPLICATE_KEY: () => 'this key appears twice in the same map; keep one',
+  BAD_INDENT: (own) => `${own}${INDENTATION_HINT}`,
+  MISSING_CHAR: (own) => `${own}${INDENTATION_HINT}`,
+  UNEXPECTED_TOKEN: (own) => `${own}${INDENTATION_HINT}`,
+  TAB_AS_INDENT: () => 'a tab indents this line; YAML indents with spaces only',
+};
+
+function yamlMessage(error: YAMLError): string {
+  const own = error.message.split('\n')[0] ?? error.message;
+  return YAML_MESSAGES[error.code]?.(own) ?? own;
 }
 
 /** Alias expansions a policy may make: enough for any real reuse of an anchor, far from exponential ones. */

@@ -112,3 +112,12 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   const keys = Object.keys(a);
   return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && jsonEqual(a[key], b[key]));
 }
+
+/** Longest JSON a message quotes from a reviewed object: a message never grows with the input. */
+const QUOTED_CHARS = 60;
+
+/** A value from an object as a message quotes it: JSON, cut short with `…` past a few dozen characters. */
+export function quoted(value: unknown): string {
+  const text = (JSON.stringify(value) as string | undefined) ?? String(value); // undefined for undefined and functions
+  return text.length <= QUOTED_CHARS ? text : `${text.slice(0, QUOTED_CHARS)}…`;
+}

@@ -9,7 +9,8 @@ import { parsePointer } from './patch.ts';
  * No `coerceTypes`, no `removeAdditional`, no `useDefaults`: a validator must
  * never change what it validates (the reviewed object is forwarded as is).
  */
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+// verbose: each error carries its schema, so an unknown field can be answered with the closest known one.
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
 /**
  * The same, stopping at the first error: for input from clients (an AdmissionReview),
  * where collecting every error of a 200,000-entry array costs memory in proportion to
@@ -59,13 +60,15 @@ function decodePointer(instancePath: string): DocPath {
   return parsePointer(instancePath).map((token) => (/^(0|[1-9][0-9]*)$/.test(token) ? Number(token) : token));
 }
 
+/** Ajv's error in the words of a policy author (ajv's own read `must NOT have fewer than 1 items`). */
 function describe(error: ErrorObject, value: unknown): string {
   const params = error.params as Record<string, unknown>;
+  const limit = Number(params['limit']);
   switch (error.keyword) {
     case 'required':
       return `missing required field "${String(params['missingProperty'])}"`;
     case 'additionalProperties':
-      return 'unknown field';
+      return `unknown field${didYouMean(String(params['additionalProperty']), Object.keys(propertiesOf(error.parentSchema)))}`;
     case 'enum': {
       const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map(String).join(', ') : '';
       return `${preview(value)} is not one of: ${allowed}`;
@@ -73,10 +76,59 @@ function describe(error: ErrorObject, value: unknown): string {
     case 'const':
       return `must be ${JSON.stringify(params['allowedValue'])}, found ${preview(value)}`;
     case 'type':
-      return `must be ${String(params['type'])}, found ${describeType(value)}`;
+      return typeMessage(String(params['type']), value);
+    case 'minItems':
+      return limit === 1 ? 'must not be empty: give at least one entry, or leave the field out' : `must have at least ${limit} entries, found ${Array.isArray(value) ? value.length : 0}`;
+    case 'maxItems':
+      return `must have at most ${limit} entries, found ${Array.isArray(value) ? value.length : 0}`;
+    case 'minLength':
+      return limit === 1 ? 'must not be empty' : `must be at least ${limit} characters long`;
+    case 'maxLength':
+      return `must be at most ${limit} characters long, found ${typeof value === 'string' ? value.length : 0}`;
+    case 'minimum':
+      return `must be at least ${limit}, found ${preview(value)}`;
+    case 'maximum':
+      return `must be at most ${limit}, found ${preview(value)}`;
+    case 'pattern':
+      return `${preview(value)} does not match ${String(params['pattern'])}`;
     default:
       return error.message ?? `fails ${error.keyword}`;
   }
+}
+
+function typeMessage(expected: string, value: unknown): string {
+  const wanted = expected === 'integer' ? 'a whole number' : expected === 'object' ? 'a map' : expected === 'array' ? 'a list' : `a ${expected}`;
+  // YAML reads true and yes-like words as booleans: a label or annotation value "true" must be quoted.
+  const quote = expected === 'string' && typeof value === 'boolean' ? ` (quote it: "${String(value)}")` : '';
+  return `must be ${wanted}, found ${describeType(value)}${quote}`;
+}
+
+function propertiesOf(schema: unknown): Record<string, unknown> {
+  if (typeof schema !== 'object' || schema === null || !('properties' in schema)) return {};
+  const { properties } = schema;
+  return typeof properties === 'object' && properties !== null ? (properties as Record<string, unknown>) : {};
+}
+
+/** `; did you mean "containers"?` when one known field is a typo away (edit distance at most 2, and under half the name). */
+function didYouMean(name: string, known: readonly string[]): string {
+  let best: { field: string; distance: number } | undefined;
+  for (const field of known) {
+    const distance = editDistance(name.toLowerCase(), field.toLowerCase());
+    if (distance <= 2 && distance < Math.max(2, field.length / 2) && (best === undefined || distance < best.distance)) best = { field, distance };
+  }
+  return best === undefined ? '' : `; did you mean "${best.field}"?`;
+}
+
+/** Levenshtein distance, for field names (a few dozen characters; longer names are not compared). */
+function editDistance(a: string, b: string): number {
+  if (a.length > 64 || b.length > 64) return Infinity;
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    previous = current;
+  }
+  return previous[b.length] ?? Infinity;
 }
 
 function describeType(value: unknown): string {
@@ -127,4 +179,31 @@ export function schemaProblems(errors: readonly ErrorObject[] | null | undefined
     problems.push(unknownField.length > 0 ? { path, message, atKey: true } : { path, message });
   }
   return problems;
+}
+
+/**
+ * A copy of `document` without the values at `paths`, so what is left can still be
+ * checked for the problems a schema cannot see (one pass reports both). Undefined when a
+ * path ends in a list entry (removing it would renumber the entries after it) or at the
+ * top.
+ */
+export function withoutPaths(document: unknown, paths: readonly DocPath[]): unknown {
+  const copy: unknown = structuredClone(document);
+  for (const path of paths) {
+    const last = path.at(-1);
+    if (last === undefined || typeof last === 'number') return undefined;
+    const parent = valueAt(copy, path.slice(0, -1));
+    if (typeof parent === 'object' && parent !== null && !Array.isArray(parent)) Reflect.deleteProperty(parent, last);
+  }
+  return copy;
+}
+
+/**
+ * The problems found in what `withoutPaths` left that say nothing about the removed
+ * values: not at, inside, or above one of them (without `annotations.a`, a map the rule
+ * needs non-empty looks empty, which is not the author's mistake).
+ */
+export function apartFrom(problems: readonly Problem[], removed: readonly DocPath[]): Problem[] {
+  const prefix = (short: DocPath, long: DocPath) => short.length <= long.length && short.every((token, i) => token === long[i]);
+  return problems.filter((problem) => !removed.some((path) => prefix(problem.path, path) || prefix(path, problem.path)));
 }

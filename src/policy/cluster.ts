@@ -35,6 +35,8 @@ export interface KpoPod {
 export interface KpoPodView {
   /** False until the pod watch has listed once. */
   readonly synced: boolean;
+  /** False when no pod watch runs at all (podgate offline, or no policy needs one yet): nothing will be listed. */
+  readonly watched?: false;
   /** Live KPO pods of one task instance (see kpoIdentity): the only ones a KPO lookup can match. */
   readonly withIdentity: (identity: string) => readonly KpoPod[];
   /** One live KPO pod by name (an eviction review names the pod but does not carry it). */
@@ -47,7 +49,7 @@ export interface ClusterState {
 }
 
 const NO_NODES: NodeView = { synced: false, all: () => [], byName: () => undefined };
-const NO_KPO_PODS: KpoPodView = { synced: false, withIdentity: () => [], byName: () => undefined };
+const NO_KPO_PODS: KpoPodView = { synced: false, watched: false, withIdentity: () => [], byName: () => undefined };
 
 export const EMPTY_CLUSTER: ClusterState = { nodes: NO_NODES, kpoPods: NO_KPO_PODS };
 

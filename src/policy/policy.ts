@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { compileValidator, schemaProblems, type Problem } from '../lib/schema.ts';
+import { apartFrom, compileValidator, schemaProblems, withoutPaths, type Problem } from '../lib/schema.ts';
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
 import { DEFAULT_OPERATIONS, type CompiledRule, type Evaluate, type Phase, type PolicyContext, type RuleKind, type WatchName } from './rule.ts';
 import type { Operation } from '../admission/review.ts';
@@ -89,8 +89,15 @@ export function policyCompiler(registry: readonly RuleKind[]): (document: unknow
   const byKind = new Map(registry.map((kind) => [kind.kind, kind]));
   const checkEnvelope = compileValidator(envelopeSchema());
   const known = [...byKind.keys()].join(', ');
-  return (document) => {
-    if (!checkEnvelope(document)) return { ok: false, problems: schemaProblems(checkEnvelope.errors, document) };
+  const compileDocument = (document: unknown): CompiledPolicy => {
+    if (!checkEnvelope(document)) {
+      // The rules are still checked, without the fields the envelope refused: every problem in one pass.
+      const problems = schemaProblems(checkEnvelope.errors, document);
+      const removed = problems.map((problem) => problem.path);
+      const rest = withoutPaths(document, removed);
+      const checked = rest === undefined || !checkEnvelope(rest) ? undefined : compileDocument(rest);
+      return { ok: false, problems: checked === undefined || checked.ok ? problems : [...problems, ...apartFrom(checked.problems, removed)] };
+    }
     const problems: Problem[] = document.exclude ? matchProblems(document.exclude).map((p) => ({ ...p, path: ['exclude', ...p.path] })) : [];
     const airflow = document.airflow ? compileAirflow(document.airflow) : undefined;
     if (airflow && 'problems' in airflow) problems.push(...airflow.problems.map((p) => ({ ...p, path: ['airflow', ...p.path] })));
@@ -115,4 +122,5 @@ export function policyCompiler(registry: readonly RuleKind[]): (document: unknow
     const kpoPodSelection = context.airflow?.kpoPodSelection;
     return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules, steps, watches, kpoPodSelection } };
   };
+  return compileDocument;
 }

@@ -1,6 +1,6 @@
 import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
 import type { ValidateFunction } from 'ajv';
-import { compileValidator, schemaProblems, StringEnum, type DocPath, type Problem } from '../lib/schema.ts';
+import { apartFrom, compileValidator, schemaProblems, StringEnum, withoutPaths, type DocPath, type Problem } from '../lib/schema.ts';
 import type { AdmissionRequest, Operation } from '../admission/review.ts';
 import type { PatchOp } from '../lib/patch.ts';
 import type { ClusterState } from './cluster.ts';
@@ -208,13 +208,25 @@ export function defineRuleKind<S extends TObject>(definition: RuleKindDefinition
     schema: definition.schema,
     compile(config, context) {
       validator ??= compileValidator(definition.schema);
-      if (!validator(config)) return { problems: schemaProblems(validator.errors, config) };
-      if (!isCommonRule(config)) return { problems: schemaProblems(isCommonRule.errors, config) }; // implied by the kind's schema
-      const problems = [...prefixed(['match'], config.match), ...prefixed(['exclude'], config.exclude)];
-      const logic = definition.build(config, context);
-      if ('problems' in logic) return { problems: [...problems, ...logic.problems] };
-      if (problems.length > 0) return { problems };
-      return compiledRule(config, logic);
+      const check = validator;
+      /** The problems only code can see (a bad quantity, a selector operator without values), in a config the schema accepts; and the rule built. */
+      const semantics = (valid: Static<S>) => {
+        if (!isCommonRule(valid)) return { problems: schemaProblems(isCommonRule.errors, valid), logic: undefined }; // implied by the kind's schema
+        const logic = definition.build(valid, context);
+        const problems = [...prefixed(['match'], valid.match), ...prefixed(['exclude'], valid.exclude), ...('problems' in logic ? logic.problems : [])];
+        return { problems, logic: 'problems' in logic ? undefined : { common: valid, logic } };
+      };
+      if (!check(config)) {
+        // Checked again without the fields the schema refused, so one pass reports both kinds of problem.
+        const problems = schemaProblems(check.errors, config);
+        const removed = problems.map((problem) => problem.path);
+        const rest = withoutPaths(config, removed);
+        if (rest === undefined || !check(rest)) return { problems };
+        return { problems: [...problems, ...apartFrom(semantics(rest).problems, removed)] };
+      }
+      const { problems, logic } = semantics(config);
+      if (problems.length > 0 || logic === undefined) return { problems };
+      return compiledRule(logic.common, logic.logic);
     },
   };
 }

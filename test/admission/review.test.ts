@@ -14,16 +14,16 @@ t.test('well-formed v1 and v1beta1 reviews parse', async (t) => {
 
 t.test('anything else gets an error that names what is wrong', async (t) => {
   const cases: [string, unknown, string][] = [
-    ['not an object', 'hello', 'not an AdmissionReview podgate can answer: (top level): must be object, found string "hello"'],
-    ['null', null, 'not an AdmissionReview podgate can answer: (top level): must be object, found null'],
+    ['not an object', 'hello', 'not an AdmissionReview podgate can answer: (top level): must be a map, found string "hello"'],
+    ['null', null, 'not an AdmissionReview podgate can answer: (top level): must be a map, found null'],
     ['wrong kind', { ...good, kind: 'Pod' }, 'not an AdmissionReview podgate can answer: kind: must be "AdmissionReview", found "Pod"'],
     ['unknown version', { ...good, apiVersion: 'admission.k8s.io/v2' }, 'not an AdmissionReview podgate can answer: apiVersion: "admission.k8s.io/v2" is not one of: admission.k8s.io/v1, admission.k8s.io/v1beta1'],
     ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, 'not an AdmissionReview podgate can answer: (top level): missing required field "request"'],
     ['missing uid', { ...good, request: { ...good.request, uid: undefined } }, 'not an AdmissionReview podgate can answer: request: missing required field "uid"'],
-    ['empty uid', { ...good, request: { ...good.request, uid: '' } }, 'not an AdmissionReview podgate can answer: request.uid: must NOT have fewer than 1 characters'],
-    ['uid of the wrong type', { ...good, request: { ...good.request, uid: 42 } }, 'not an AdmissionReview podgate can answer: request.uid: must be string, found number'],
+    ['empty uid', { ...good, request: { ...good.request, uid: '' } }, 'not an AdmissionReview podgate can answer: request.uid: must not be empty'],
+    ['uid of the wrong type', { ...good, request: { ...good.request, uid: 42 } }, 'not an AdmissionReview podgate can answer: request.uid: must be a string, found number'],
     ['unknown operation', { ...good, request: { ...good.request, operation: 'PATCH' } }, 'not an AdmissionReview podgate can answer: request.operation: "PATCH" is not one of: CREATE, UPDATE, DELETE, CONNECT'],
-    ['groups not strings', { ...good, request: { ...good.request, userInfo: { groups: [1] } } }, 'not an AdmissionReview podgate can answer: request.userInfo.groups[0]: must be string, found number'],
+    ['groups not strings', { ...good, request: { ...good.request, userInfo: { groups: [1] } } }, 'not an AdmissionReview podgate can answer: request.userInfo.groups[0]: must be a string, found number'],
   ];
   for (const [name, body, error] of cases) {
     const parsed = parseAdmissionReview(JSON.parse(JSON.stringify(body)) as unknown);
@@ -34,7 +34,7 @@ t.test('anything else gets an error that names what is wrong', async (t) => {
 t.test('hostile envelopes cost one error per field, and the error stays short', async (t) => {
   const groups = Array.from({ length: 200_000 }, (_, i) => ({ i }));
   const flooded = parseAdmissionReview({ ...good, request: { ...good.request, userInfo: { username: 'x', groups } } });
-  t.same(flooded, { ok: false, error: 'not an AdmissionReview podgate can answer: request.userInfo.groups[0]: must be string, found object' });
+  t.same(flooded, { ok: false, error: 'not an AdmissionReview podgate can answer: request.userInfo.groups[0]: must be a string, found object' });
 
   const longKind = 'K'.repeat(100_000);
   const long = parseAdmissionReview({ ...good, kind: longKind });
@@ -45,8 +45,8 @@ t.test('hostile envelopes cost one error per field, and the error stays short', 
   t.same(everythingWrong, {
     ok: false,
     error:
-      'not an AdmissionReview podgate can answer: apiVersion: must be string, found number; kind: must be string, found number; ' +
-      'request.uid: must be string, found number; request.kind: must be object, found number; request.resource: must be object, found number; and 4 more',
+      'not an AdmissionReview podgate can answer: apiVersion: must be a string, found number; kind: must be a string, found number; ' +
+      'request.uid: must be a string, found number; request.kind: must be a map, found number; request.resource: must be a map, found number; and 4 more',
   });
 });
 

@@ -21,6 +21,7 @@ t.test('podgate review: what the API server would do, from files, directories an
   t.match(denied.stdout, /^DENIED {3}Deployment airflow\/airflow-api-server {2}\(.*api-server-too-small\.yaml\)\n {2}denied: Deployment airflow\/airflow-api-server: container "api-server" requests\.memory 1Gi is below the floor 4Gi/m);
   t.match(denied.stdout, /^ADMITTED Pod airflow-jobs\/export-4devg7t1 /m);
   t.match(denied.stdout, /2 object\(s\): 1 admitted, 1 denied\n$/);
+  t.match(denied.stderr, /^podgate review: note: no nodes were given \(--cluster nodes\.yaml/m, 'what the review was not given is said');
   const clusterScoped = await runCommand(['review', '-'], cwd, 'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: { name: airflow-reader }\nrules: []\n');
   t.match(clusterScoped.stdout, /^ADMITTED ClusterRole airflow-reader {2}\(<stdin>\)/m, 'a cluster-scoped object is named without a namespace');
 
@@ -43,15 +44,16 @@ t.test('podgate review: what the API server would do, from files, directories an
 t.test('podgate review: bad input is one clear line and exit 2', async (t) => {
   const cwd = t.testdir({ 'broken.yaml': 'kind: [unclosed\n', 'notk8s.yaml': 'hello: world\n', 'scalar.yaml': '42\n' });
   const cases: [string[], RegExp][] = [
-    [['review', 'broken.yaml'], /^podgate review: broken\.yaml: not YAML or JSON \(/],
+    [['review', 'broken.yaml'], /^podgate review: not YAML or JSON: broken\.yaml:\d+:\d+ /],
     [['review', 'notk8s.yaml'], /^podgate review: notk8s\.yaml: not a Kubernetes object \(no apiVersion and kind\)\n$/],
     [['review', 'scalar.yaml'], /^podgate review: scalar\.yaml: not a Kubernetes object \(a number\)\n$/],
     [['review', 'missing.yaml'], /^podgate review: missing\.yaml: no such file or directory\n$/],
     [['review'], /review needs at least one file/],
     [['review', '-o', 'xml', 'x'], /--output is text or json/],
+    [['review', '-'], /^podgate review: no Kubernetes object in standard input: nothing was reviewed \(did the command producing it fail\?\)\n$/],
   ];
   for (const [args, error] of cases) {
-    const result = await runCommand(args, cwd);
+    const result = await runCommand(args, cwd, '');
     t.equal(result.code, 2, args.join(' '));
     t.match(result.stderr, error);
   }
@@ -89,5 +91,5 @@ t.test('podgate test: a failing case says what differed; a broken suite is exit 
   await writeFile(join(cwd, 'podgate-test.yaml'), 'apiVersion: podgate.io/v1alpha1\nkind: Test\ncases: []\n');
   const broken = await runCommand(['test', cwd], cwd);
   t.equal(broken.code, 2);
-  t.match(broken.stderr, /podgate-test\.yaml: \(top level\): missing required field "policy"/);
+  t.match(broken.stderr, /podgate-test\.yaml:1:1 \(top level\): missing required field "policy"\n.*podgate-test\.yaml:3:8 cases: must not be empty/);
 });

@@ -39,25 +39,40 @@ t.test('every problem, one line each, file:line:column path: message, in file or
     '    colour: blue',
     '',
   ].join('\n');
-  const result = check(text);
+  const rules = [
+    'podgate.yaml:9:12 rules[0].limits.cpu: "2 cores" is not a Kubernetes quantity (examples: 500m, 2, 4Gi, 1.5G)',
+    'podgate.yaml:11:11 rules[1].name: "Bad_Name" does not match ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$',
+    'podgate.yaml:13:13 rules[1].action: "block" is not one of: deny, warn, audit',
+    'podgate.yaml:15:11 rules[2].name: duplicate rule name "floors"',
+    `podgate.yaml:16:11 rules[2].kind: unknown rule kind "podDisruptionBudgetFloor"; podgate knows: ${RULE_KINDS.map((kind) => kind.kind).join(', ')}`,
+    'podgate.yaml:23:13 rules[3].match.labelSelector.matchExpressions[0].values: operator In needs at least one value',
+    'podgate.yaml:24:5 rules[3].colour: unknown field',
+  ];
+  t.same(check(text), { ok: false, errors: ['podgate.yaml:4:15 exclude.namespaces: must be a list, found string "kube-system"', ...rules] }, 'the envelope’s problems, the schema’s and the semantic ones, in one pass');
+  t.same(check(text.replace('namespaces: kube-system', 'namespaces: [kube-system]')), { ok: false, errors: rules }, 'the rest when the envelope is fixed');
+});
+
+t.test('an unknown field gets the closest known one; a YAML boolean where a string belongs is told to quote it', async (t) => {
+  const result = check(`${header}rulez: []\nrules:\n  - name: x\n    kind: resourceFloors\n    contaners: [api]\n    limits: { memory: 1Gi }\n  - name: y\n    kind: podMetadata\n    annotations: { karpenter.sh/do-not-disrupt: true }\n`);
   t.same(result, {
     ok: false,
     errors: [
-      'podgate.yaml:4:15 exclude.namespaces: must be array, found string "kube-system"',
-    ],
-  }, 'the envelope is checked first');
-  const fixed = check(text.replace('namespaces: kube-system', 'namespaces: [kube-system]'));
-  t.same(fixed, {
-    ok: false,
-    errors: [
-      'podgate.yaml:9:12 rules[0].limits.cpu: "2 cores" is not a Kubernetes quantity (examples: 500m, 2, 4Gi, 1.5G)',
-      'podgate.yaml:11:11 rules[1].name: must match pattern "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"',
-      'podgate.yaml:13:13 rules[1].action: "block" is not one of: deny, warn, audit',
-      'podgate.yaml:15:11 rules[2].name: duplicate rule name "floors"',
-      `podgate.yaml:16:11 rules[2].kind: unknown rule kind "podDisruptionBudgetFloor"; podgate knows: ${RULE_KINDS.map((kind) => kind.kind).join(', ')}`,
-      'podgate.yaml:24:5 rules[3].colour: unknown field',
+      'podgate.yaml:3:1 rulez: unknown field; did you mean "rules"?',
+      'podgate.yaml:7:5 rules[0].contaners: unknown field; did you mean "containers"?',
+      'podgate.yaml:11:49 rules[1].annotations["karpenter.sh/do-not-disrupt"]: must be a string, found boolean (quote it: "true")',
     ],
   });
+  t.same(check(`${header}rules:\n  - name: x\n    kind: resourceFloors\n    colour: blue\n    limits: { memory: 1Gi }\n`), { ok: false, errors: ['podgate.yaml:6:5 rules[0].colour: unknown field'] }, 'no guess when nothing is close');
+});
+
+t.test('YAML mistakes are said where they are, once', async (t) => {
+  t.same(check(`${header}rules:\n  - name: a\n    kind: resourceFloors\n   limits: { memory: 1Gi }\n`), {
+    ok: false,
+    errors: ["podgate.yaml:6:4 Sequence item without - indicator: check this line's indentation against the lines above it (YAML nests by spaces)"],
+  });
+  t.same(check(`${header}rules: []\n---\nrules: []\n`), { ok: false, errors: ['podgate.yaml:4:1 a second YAML document starts here (---); a policy file holds one policy, with every rule under its rules'] });
+  const cascade = check(`${header}rules:\n  - name: a\n\tkind: x\n  - name: b\n\tkind: y\n`);
+  t.equal(cascade.ok ? 0 : cascade.errors.length, 1, 'one line, however many errors follow from it');
 });
 
 t.test('a semantic problem inside match is found once the schema fits', async (t) => {
@@ -72,7 +87,7 @@ t.test('YAML syntax errors, empty files and wrong documents', async (t) => {
   t.equal(syntax.ok, false);
   t.match(!syntax.ok && syntax.errors[0], /^podgate\.yaml:\d+:\d+ /);
   const duplicateKey = check(`${header}kind: Policy\nrules: []\n`);
-  t.match(!duplicateKey.ok && duplicateKey.errors[0], /^podgate\.yaml:3:1 Map keys must be unique/);
+  t.match(!duplicateKey.ok && duplicateKey.errors[0], /^podgate\.yaml:3:1 this key appears twice in the same map; keep one/);
   t.same(check('apiVersion: v1\nkind: ConfigMap\n'), {
     ok: false,
     errors: [

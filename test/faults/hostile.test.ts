@@ -44,7 +44,7 @@ t.test('one review with 200,000 malformed groups: a short 400, and the server st
   const body = JSON.stringify({ ...review, request: { ...review.request, userInfo: { username: 'x', groups } } });
   const res = await call(`${url}/validate`, { ca, body });
   t.equal(res.status, 400);
-  t.same(res.body, { error: 'not an AdmissionReview podgate can answer: request.userInfo.groups[0]: must be string, found number' });
+  t.same(res.body, { error: 'not an AdmissionReview podgate can answer: request.userInfo.groups[0]: must be a string, found number' });
   t.equal((await call(`${url}/healthz`, { ca })).status, 200, 'still serving');
   t.equal(server.child.exitCode, null);
   t.ok(peakRss(server.child.pid) < MEMORY_LIMIT, `peak RSS ${peakRss(server.child.pid)} bytes`);
@@ -164,7 +164,7 @@ t.test('policy reloads: a file the YAML parser refuses is reported like any bad 
   const aliases = ['apiVersion: podgate.io/v1alpha1', 'kind: Policy', 'a: &a [x, x]', ...Array.from({ length: 120 }, (_, i) => `b${i}: *a`), 'rules: []', ''].join('\n');
   await writeFile(join(cwd, 'conf', 'podgate.yaml'), aliases);
   await waitFor('the rejection', () => server.lines.some((line) => String(line['msg']).startsWith('policy file rejected')));
-  t.match(server.lines.find((line) => String(line['msg']).startsWith('policy file rejected')), { level: 50, errors: [/^podgate\.yaml:4:\d+ the YAML could not be expanded: .*at most 100 alias expansions/] });
+  t.match(server.lines.find((line) => String(line['msg']).startsWith('policy file rejected')), { level: 50, errors: [/\/podgate\.yaml:4:\d+ the YAML could not be expanded: .*at most 100 alias expansions/] });
   t.match((await call(`${ops}/readyz`, { ca })).body, { ready: true, checks: { policy: { ok: true, detail: /a newer file was rejected .*could not be expanded/ } } });
   const metrics = (await call(`${ops}/metrics`, { ca })).text;
   t.match(metrics, /podgate_policy_reloads_total\{result="failure"\} 1/);

@@ -68,8 +68,8 @@ t.test('over HTTPS with certificate verification, as the kube-apiserver calls', 
       ['malformed JSON', '{"apiVersion": ', /^request body is not valid JSON: /],
       ['not an AdmissionReview', '{"hello": "world"}', /^not an AdmissionReview podgate can answer: \(top level\): missing required field "apiVersion"/],
       ['missing uid', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { ...makeRequest(makePod()), uid: undefined } }), /request: missing required field "uid"/],
-      ['wrong types', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { ...makeRequest(makePod()), operation: 7 } }), /request\.operation: must be string, found number/],
-      ['an array', '[]', /\(top level\): must be object, found array/],
+      ['wrong types', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { ...makeRequest(makePod()), operation: 7 } }), /request\.operation: must be a string, found number/],
+      ['an array', '[]', /\(top level\): must be a map, found array/],
       ['proto keys', '{"__proto__": {"allowed": true}, "apiVersion": "admission.k8s.io/v1"}', /missing required field/],
     ];
     for (const [name, body, error] of cases) {

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { at } from '../../lib/json.ts';
+import { at, quoted } from '../../lib/json.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 import { bringsNewPodSpec, WORKLOAD_KINDS, workloadOf, type Workload } from '../workload.ts';
 
@@ -44,19 +44,13 @@ function judge(found: unknown, floor: number): string | undefined {
     if (API_SERVER_DEFAULT_SECONDS >= floor) return undefined;
     return `sets no terminationGracePeriodSeconds, so its pods get the API server's default of ${API_SERVER_DEFAULT_SECONDS}, below the floor ${floor}`;
   }
-  if (typeof found !== 'number' || !Number.isInteger(found)) return `terminationGracePeriodSeconds ${shortJson(found)} is not a whole number of seconds (the floor is ${floor})`;
+  if (typeof found !== 'number' || !Number.isInteger(found)) return `terminationGracePeriodSeconds ${quoted(found)} is not a whole number of seconds (the floor is ${floor})`;
   return found >= floor ? undefined : `terminationGracePeriodSeconds ${found} is below the floor ${floor}`;
 }
 
 /** Where the value sits in this object, as a manifest author writes it: spec.template.spec.terminationGracePeriodSeconds. */
 function fieldPath(workload: Workload): string {
   return [...workload.podPath, 'spec', 'terminationGracePeriodSeconds'].join('.');
-}
-
-/** A value from the object, quoted for a message and cut short: a message never grows with the input. */
-function shortJson(value: unknown): string {
-  const text = JSON.stringify(value); // a JSON value (undefined was handled before)
-  return text.length <= 40 ? text : `${text.slice(0, 40)}…`;
 }
 
 function capitalize(text: string): string {

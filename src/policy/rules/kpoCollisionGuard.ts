@@ -97,7 +97,11 @@ function validate(unsynced: Check, airflow: Airflow, { request, object, cluster 
 
   if (!cluster.kpoPods.synced) {
     return fail(
-      ['the collision check could not run: podgate has not finished listing the live KubernetesPodOperator pods yet'],
+      [
+        cluster.kpoPods.watched === false
+          ? 'the collision check could not run: podgate runs without a watch of the cluster’s pods (offline), so it knows no live KubernetesPodOperator pods'
+          : 'the collision check could not run: podgate has not finished listing the live KubernetesPodOperator pods yet',
+      ],
       // Only the wording follows the check's action (what the reader is told to do); fold.ts decides what it does.
       unsynced.action === 'deny' ? 'Retry in a moment.' : 'The pod was admitted unchecked.',
       { check: unsynced },

@@ -66,7 +66,7 @@ function mutate(config: Config, checks: Checks, airflow: Airflow, { request, obj
     const patch = label === undefined ? [] : labelPatch(airflow, object, labelsToAdd(airflow, labels, label));
     return fail(
       [`its creator ${user} matches no environment in the policy, so podgate cannot tell which Airflow installation it belongs to`],
-      'Add that identity to one of airflow.environments in the podgate policy, or create KubernetesPodOperator pods with an Airflow service account.',
+      "Create KubernetesPodOperator pods with your Airflow installation's service account, or ask your platform team to add this identity to one of the environments (airflow.environments) in podgate's policy.",
       { patch, check: checks.unknownCreator },
     );
   }

@@ -92,6 +92,8 @@ function compileEntries(config: Config): { denylist: Denylist; problems: Problem
 }
 
 const HINT = 'Remove the node pin or choose another node.';
+/** The fix when the pod selects nodes (a nodeSelector, affinity) rather than naming one: change what selects them. */
+const selectorHint = (fields: string) => `Change ${fields} so it admits a node that is not on the denylist.`;
 
 /**
  * Requirement checks one review may make against the node list (nodes × the
@@ -172,18 +174,20 @@ function judgeAgainstNodes(specPath: string, constraints: NodeConstraints, denyl
   const entries = candidates.map((node) => denylist.entryForNode(node));
   if (entries.some((entry) => entry === undefined)) return pass();
   const finding = `${constrainingFields(specPath, constraints)} can only be met by nodes on the denylist (${listed(candidates.map((node) => node.name))})`;
-  return fail([finding], HINT, noteOf(entries));
+  return fail([finding], selectorHint(constrainingFields(specPath, constraints)), noteOf(entries));
 }
 
 /** Before the node watch has synced: judge the names the pod spells out. */
 function judgeByNames(specPath: string, constraints: NodeConstraints, denylist: Denylist, nodes: NodeView): RuleResult {
   const findings: string[] = [];
+  const fields: string[] = [];
   const entries: (CompiledEntry | undefined)[] = [];
   const hostname = constraints.nodeSelector.get(HOSTNAME_LABEL);
   if (hostname !== undefined) {
     const entry = denylist.entryFor(hostname, nodes);
     if (entry) {
       findings.push(`${specPath}.nodeSelector ${HOSTNAME_LABEL} "${hostname}" is on the node denylist`);
+      fields.push(`${specPath}.nodeSelector`);
       entries.push(entry);
     }
   }
@@ -193,10 +197,11 @@ function judgeByNames(specPath: string, constraints: NodeConstraints, denylist: 
     const named = names.map((name) => denylist.entryFor(name, nodes));
     if (names.length > 0 && named.every((entry) => entry !== undefined)) {
       findings.push(`the required node affinity names only nodes on the denylist (${listed(names)})`);
+      fields.push('the required node affinity');
       entries.push(...named);
     }
   }
-  return findings.length > 0 ? fail(findings, HINT, noteOf(entries)) : pass();
+  return findings.length > 0 ? fail(findings, selectorHint(fields.join(' and ')), noteOf(entries)) : pass();
 }
 
 // --- steering -------------------------------------------------------------------------------

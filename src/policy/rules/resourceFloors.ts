@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Problem } from '../../lib/schema.ts';
-import { at, field, isRecord } from '../../lib/json.ts';
+import { at, field, isRecord, quoted } from '../../lib/json.ts';
 import { globMatcher, type NameMatcher } from '../glob.ts';
 import { compareQuantities, parseQuantity, type Quantity } from '../quantity.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
@@ -11,7 +11,8 @@ import { bringsNewPodSpec, containersOf, WORKLOAD_KINDS, workloadOf } from '../w
  * Airflow api-server crash-looped under limits set too low). Judges Pods and the
  * pod templates of controllers, so `helm upgrade` fails at once.
  */
-const Floors = Type.Record(Type.String(), Type.String(), {
+// A number too, as Kubernetes manifests take `cpu: 1`.
+const Floors = Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]), {
   description: 'Resource name (cpu, memory, ephemeral-storage, nvidia.com/gpu, …) to the smallest quantity allowed.',
 });
 
@@ -39,8 +40,9 @@ function parseFloors(config: Config): { floors: FloorList; problems: Problem[] }
   const floors: { resourceKind: ResourceKind; resource: string; floor: Quantity }[] = [];
   const problems: Problem[] = [];
   for (const resourceKind of ['requests', 'limits'] as const) {
-    for (const [resource, text] of Object.entries(config[resourceKind] ?? {})) {
+    for (const [resource, value] of Object.entries(config[resourceKind] ?? {})) {
       const path = [resourceKind, resource];
+      const text = String(value);
       const floor = parseQuantity(text);
       if (!RESOURCE_NAME.test(resource)) problems.push({ path, message: `"${resource}" is not a resource name`, atKey: true });
       else if (floor === undefined) problems.push({ path, message: `"${text}" is not a Kubernetes quantity (examples: 500m, 2, 4Gi, 1.5G)` });
@@ -82,6 +84,7 @@ function evaluate(config: Config, floors: FloorList, selects: NameMatcher, { req
 
   const findings: string[] = [];
   const toRaise = new Set<string>();
+  const toCorrect = new Set<string>();
   for (const { list, name, container } of containersOf(workload.podSpec, lists)) {
     if (!selects(name)) continue;
     const label = `${list === 'initContainers' ? 'init container' : 'container'} "${name}"`;
@@ -91,21 +94,26 @@ function evaluate(config: Config, floors: FloorList, selects: NameMatcher, { req
       const found = effectiveValue(isRecord(resources) ? resources : undefined, podResources, resourceKind, resource);
       const finding = judge(label, path, floor, found);
       if (finding === undefined) continue;
-      findings.push(finding);
-      toRaise.add(config.helmValues ? `${config.helmValues}.${path}` : `resources.${path} of ${label}`);
+      findings.push(finding.text);
+      (finding.malformed ? toCorrect : toRaise).add(config.helmValues ? `${config.helmValues}.${path}` : `resources.${path} of ${label}`);
     }
   }
   if (findings.length === 0) return pass();
-  const fix = `${config.helmValues ? 'raise' : 'set'} ${listing([...toRaise])}${config.helmValues ? ' in your Helm values' : ' to at least the floor'}`;
-  return fail(findings, `${capitalize(config.reason ? `${config.reason}; ${fix}` : fix)}.`);
+  // A value Kubernetes cannot read is misspelt, not too small: its fix is spelling it as a quantity.
+  const fixes = [
+    ...(toRaise.size > 0 ? [`${config.helmValues ? 'raise' : 'set'} ${listing([...toRaise])}${config.helmValues ? ' in your Helm values' : ' to at least the floor'}`] : []),
+    ...(toCorrect.size > 0 ? [`write ${listing([...toCorrect])} as a Kubernetes quantity (500m, 2, 4Gi)${config.helmValues ? ' in your Helm values' : ''}`] : []),
+  ];
+  const fix = fixes.join(', and ');
+  return fail(findings, `${capitalize(config.reason && toRaise.size > 0 ? `${config.reason}; ${fix}` : fix)}.`);
 }
 
-function judge(label: string, path: string, floor: Quantity, found: { raw: unknown; source?: string } | undefined): string | undefined {
-  if (found === undefined) return `${label} sets no ${path} (the floor is ${floor.text})`;
+function judge(label: string, path: string, floor: Quantity, found: { raw: unknown; source?: string } | undefined): { text: string; malformed?: true } | undefined {
+  if (found === undefined) return { text: `${label} sets no ${path} (the floor is ${floor.text})` };
   const value = typeof found.raw === 'string' ? parseQuantity(found.raw) : typeof found.raw === 'number' ? parseQuantity(String(found.raw)) : undefined;
-  if (value === undefined) return `${label} ${path} ${JSON.stringify(found.raw)} is not a valid Kubernetes quantity`;
+  if (value === undefined) return { text: `${label} ${path} ${quoted(found.raw)} is not a valid Kubernetes quantity`, malformed: true };
   if (compareQuantities(value, floor) >= 0) return undefined;
-  return `${label} ${path} ${value.text}${found.source ? ` (${found.source})` : ''} is below the floor ${floor.text}`;
+  return { text: `${label} ${path} ${value.text}${found.source ? ` (${found.source})` : ''} is below the floor ${floor.text}` };
 }
 
 /** `a`, `a and b`, `a, b and c`. */

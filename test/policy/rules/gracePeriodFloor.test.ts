@@ -87,7 +87,7 @@ t.test('the floor is checked when the policy loads', async (t) => {
     return result.ok ? [] : result.problems.map((p) => `${p.path.slice(2).join('.')}: ${p.message}`); // paths relative to the rule
   };
   t.match(problems({ name: 'g', kind: 'gracePeriodFloor' }).join('\n'), /seconds/);
-  t.match(problems({ name: 'g', kind: 'gracePeriodFloor', seconds: '600' }).join('\n'), /seconds: must be integer/);
-  t.match(problems({ name: 'g', kind: 'gracePeriodFloor', seconds: 0 }).join('\n'), /seconds: must be >= 1/);
+  t.match(problems({ name: 'g', kind: 'gracePeriodFloor', seconds: '600' }).join('\n'), /seconds: must be a whole number/);
+  t.match(problems({ name: 'g', kind: 'gracePeriodFloor', seconds: 0 }).join('\n'), /seconds: must be at least 1/);
   t.same(problems({ name: 'g', kind: 'gracePeriodFloor', seconds: 600 }), []);
 });

@@ -90,7 +90,9 @@ t.test('kpoEnvironment: scopedLookups and unknownCreator severities', async (t) 
   const unknown = decide('mutate', makeRequest(makeKpoPod(), admin), policy([labelRule()]), EMPTY_CLUSTER);
   t.same([unknown.allowed, unknown.patch], [true, []], 'admitted unlabelled by default');
   t.match(unknown.warnings[0], /its creator jane@example\.com matches no environment in the policy/);
-  t.equal(decide('mutate', makeRequest(makeKpoPod(), admin), policy([labelRule({ unknownCreator: 'deny' })]), EMPTY_CLUSTER).allowed, false);
+  const refused = decide('mutate', makeRequest(makeKpoPod(), admin), policy([labelRule({ unknownCreator: 'deny' })]), EMPTY_CLUSTER);
+  t.equal(refused.allowed, false);
+  t.match(refused.allowed ? '' : refused.denial.message, /Create KubernetesPodOperator pods with your Airflow installation's service account, or ask your platform team to add this identity to one of the environments \(airflow\.environments\) in podgate's policy\.$/, 'the developer is told who to ask, not to edit the policy');
   const fixed = decide('mutate', makeRequest(makeKpoPod(), admin), policy([labelRule({ unknownCreator: 'admit', unknownCreatorLabel: 'unattributed' })]), EMPTY_CLUSTER);
   t.equal(labelsOf(apply(makeKpoPod(), fixed.patch))?.['podgate.io/environment'], 'unattributed');
   t.same(fixed.warnings, []);
@@ -146,10 +148,13 @@ t.test('a cached pod whose labels the cache cut short counts a lookup label it l
 
 t.test('collision guard before the pod watch has synced', async (t) => {
   const rules = [labelRule(), collisionRule];
-  const open = admit(makeKpoPod(), PRODUCTION, rules);
+  const listing: ClusterState = { ...EMPTY_CLUSTER, kpoPods: { synced: false, withIdentity: () => [], byName: () => undefined } };
+  const open = admit(makeKpoPod(), PRODUCTION, rules, listing);
   t.equal(open.validation.allowed, true, 'fails open by default');
   t.match(open.validation.warnings[0], /the collision check could not run: podgate has not finished listing the live KubernetesPodOperator pods yet/);
-  const closed = admit(makeKpoPod(), PRODUCTION, [labelRule(), { ...collisionRule, whileUnsynced: 'deny' }]);
+  const offline = admit(makeKpoPod(), PRODUCTION, rules, EMPTY_CLUSTER);
+  t.match(offline.validation.warnings[0], /the collision check could not run: podgate runs without a watch of the cluster’s pods \(offline\), so it knows no live KubernetesPodOperator pods \(rule kpo-collisions\)\. The pod was admitted unchecked\.$/, 'offline (no watch at all), it says so rather than "not finished listing"');
+  const closed = admit(makeKpoPod(), PRODUCTION, [labelRule(), { ...collisionRule, whileUnsynced: 'deny' }], listing);
   t.equal(closed.validation.allowed, false, 'or closed, as the policy says');
   t.match(closed.validation.denial?.message, /listing the live KubernetesPodOperator pods yet \(rule kpo-collisions\)\. Retry in a moment\.$/);
   const audited = admit(makeKpoPod(), PRODUCTION, [labelRule(), { ...collisionRule, whileUnsynced: 'audit' }]).validation;

@@ -72,6 +72,12 @@ t.test('what targets a denylisted node, with the node list known', async (t) => 
   }
 });
 
+t.test('the fix names what to change: the pin for nodeName, the selector or affinity otherwise', async (t) => {
+  t.match(messageOf(pod({ nodeName: bad })), /\. Remove the node pin or choose another node\.$/);
+  t.match(messageOf(pod({ nodeSelector: { pool: 'gpu' } })), /\. Change spec\.nodeSelector so it admits a node that is not on the denylist\.$/);
+  t.match(messageOf(pod({ nodeSelector: { 'kubernetes.io/hostname': bad } }), EMPTY_CLUSTER), /\. Change spec\.nodeSelector so it admits a node that is not on the denylist\.$/, 'by names too');
+});
+
 t.test('before the node watch has synced: names alone', async (t) => {
   t.match(messageOf(pod({ nodeName: bad }), EMPTY_CLUSTER), /spec\.nodeName "gke-pool-1-bad-node-7x2k" is on the node denylist/);
   t.equal(messageOf(pod({ nodeName: 'gke-gpu-q1' }), EMPTY_CLUSTER), undefined, 'a label-selected node is unknown until the watch syncs');
@@ -186,7 +192,7 @@ t.test('hostile node constraints: values are looked up, and the work per review 
   lookups = 0;
   t.equal(
     messageOf(pod(affinity([hostnameTerm])), large),
-    `Pod airflow-jobs/export-4devg7t1: the required node affinity can only be met by nodes on the denylist ("${bad}") (rule quarantined-nodes: CrashLoopBackOff on this node, INC-1234). Remove the node pin or choose another node.`,
+    `Pod airflow-jobs/export-4devg7t1: the required node affinity can only be met by nodes on the denylist ("${bad}") (rule quarantined-nodes: CrashLoopBackOff on this node, INC-1234). Change the required node affinity so it admits a node that is not on the denylist.`,
     'two 60,000-value In lists: judged right',
   );
   t.ok(lookups <= 2 * many.length, `two 60,000-value In lists cost ${lookups} label lookups for ${many.length} nodes (values are a set, not scanned)`);

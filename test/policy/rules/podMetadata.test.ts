@@ -140,5 +140,5 @@ t.test('the policy is checked when it loads: keys, values, sizes, and the keys o
   ]);
   t.same(problemsOf([rule({ labels: { 'example.io/environment': 'x' } })], { ...AIRFLOW_SECTION, labelPrefix: 'example.io' }).length, 1, 'the policy’s own labelPrefix is what is reserved');
   t.same(problemsOf([rule({ annotations: { 'podgate.io/injected-labels': 'team' } })]), ["annotations.podgate.io/injected-labels: annotation podgate.io/injected-labels is podgate's own record of the labels it added; a podMetadata rule may not set it"]);
-  t.match(problemsOf([rule({ annotations: { 'karpenter.sh/do-not-disrupt': true } })]).join('\n'), /annotations\.karpenter\.sh\/do-not-disrupt: must be string/, 'a YAML boolean is not a string');
+  t.match(problemsOf([rule({ annotations: { 'karpenter.sh/do-not-disrupt': true } })]).join('\n'), /annotations\.karpenter\.sh\/do-not-disrupt: must be a string/, 'a YAML boolean is not a string');
 });

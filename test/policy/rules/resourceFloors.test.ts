@@ -76,6 +76,15 @@ t.test('values as the pod will run with them', async (t) => {
   }
 });
 
+t.test('a malformed quantity is to be spelt right, not raised; a floor may be a YAML number', async (t) => {
+  const misspelt = makePod({ name: 'airflow-api-server-7d9f-x2k4q', ...apiServer({ requests: { cpu: '1', memory: '4 Gi' }, limits: { memory: '4Gi' } }) });
+  t.match(message(misspelt), /\(rule api-server-floors\)\. Write apiServer\.resources\.requests\.memory as a Kubernetes quantity \(500m, 2, 4Gi\) in your Helm values\.$/);
+  const both = makePod({ name: 'airflow-api-server-7d9f-x2k4q', ...apiServer({ requests: { cpu: '500m', memory: '4 Gi' }, limits: { memory: '4Gi' } }) });
+  t.match(message(both), /Airflow's API server crash-loops under tight limits; raise apiServer\.resources\.requests\.cpu in your Helm values, and write apiServer\.resources\.requests\.memory as a Kubernetes quantity/);
+  const numeric = { ...apiServerRule, requests: { cpu: 1, memory: '4Gi' } };
+  t.match(message(makePod({ name: 'p', ...apiServer({ requests: { cpu: '500m', memory: '4Gi' }, limits: { memory: '4Gi' } }) }), numeric), /requests\.cpu 500m is below the floor 1 /, 'cpu: 1 as a number');
+});
+
 t.test('container selection: names and globs; init containers only when asked', async (t) => {
   const rule = { limits: { memory: '1Gi' }, containers: ['worker-*'] };
   const pod = makePod({ containers: [{ name: 'worker-1', limits: { memory: '512Mi' } }, { name: 'sidecar' }], initContainers: [{ name: 'worker-init' }] });
