@@ -26,3 +26,31 @@ echo "$answer" | grep -q 'rule api-server-floors' || { echo "unexpected answer: 
 kill -TERM "$pid"; wait "$pid"; status=$?
 [ "$status" -eq 0 ] || { echo "exit status $status after SIGTERM"; exit 1; }
 echo "runtime smoke: compiled server from production dependencies answered and stopped cleanly"
+
+# The package as a policy repository's CI installs it: npm pack, npm install of the tarball in a
+# scratch directory (dependencies from npm's cache where it has them), then the podgate command.
+cd "$OLDPWD"
+tarball=$(npm pack --ignore-scripts --silent --pack-destination "$work")
+scratch="$work/policy-repo"
+mkdir -p "$scratch"
+cp examples/policy-test/resources/api-server-too-small.yaml "$scratch/"
+(cd "$scratch" && npm init -y >/dev/null && npm install --prefer-offline --no-audit --no-fund --loglevel=error "$work/$tarball")
+cd "$scratch"
+npm exec --offline -- podgate --version | grep -q '^podgate [0-9]' || { echo "the installed podgate command did not run"; exit 1; }
+npm exec --offline -- podgate check node_modules/podgate/manifests/base/podgate.yaml | grep -q 'valid' || { echo "podgate check failed from the package"; exit 1; }
+set +e
+npm exec --offline -- podgate review api-server-too-small.yaml > review.out 2>&1
+status=$?
+set -e
+[ "$status" -eq 1 ] && grep -q '^DENIED' review.out || { echo "podgate review from the package: exit $status"; cat review.out; exit 1; }
+# An older Node is told what podgate needs (the system Node, when the machine has one older than 24).
+system_node=$(PATH=$(getconf PATH) command -v node || true)
+if [ -n "$system_node" ] && [ "$("$system_node" -p 'process.versions.node.split(".")[0]')" -lt 24 ]; then
+  set +e
+  message=$("$system_node" node_modules/podgate/bin/podgate.js --version 2>&1)
+  status=$?
+  set -e
+  [ "$status" -eq 1 ] && grep -q 'podgate needs Node.js 24 or newer' <<<"$message" || { echo "on $("$system_node" --version): exit $status, $message"; exit 1; }
+  echo "runtime smoke: on Node $("$system_node" --version) the command says: $message"
+fi
+echo "runtime smoke: the packed package ($tarball) installs and its podgate command checks and reviews"

@@ -30,7 +30,8 @@ Options:
                           ${DEFAULT_POLICY_PATH})
   --port <n>              HTTPS port of the webhooks (default 8443)
   --metrics-port <n>      HTTPS port of /metrics and detailed /readyz (default 8444)
-  --host <addr>           address to listen on (default 0.0.0.0)
+  --host <addr>           address to listen on (default ::, every IPv6 and IPv4
+                          address; 0.0.0.0 where there is no IPv6)
   --tls-cert <file>       serving certificate (PEM), reloaded when it changes
   --tls-key <file>        its private key (PEM)
   --certs-dir <dir>       without --tls-cert: where a self-signed CA and serving
@@ -125,7 +126,7 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
     configPath: values.config ?? (env['PODGATE_CONFIG'] || DEFAULT_POLICY_PATH),
     port,
     metricsPort,
-    host: values.host ?? '0.0.0.0',
+    host: values.host ?? ANY_ADDRESS,
     tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : undefined,
     certsDir: values['certs-dir'] ?? 'certs',
     certHosts: [...DEV_CERT_HOSTS, ...(values['cert-host'] ?? [])],
@@ -145,9 +146,10 @@ async function serverCertificate(options: ServeOptions, log: Logger): Promise<{ 
   if (options.tls) return { material: await readTlsFiles(options.tls.certPath, options.tls.keyPath), ...options.tls };
   const dev = await ensureDevCertificates(options.certsDir, options.certHosts);
   log.info(
-    { caPath: dev.caPath, generated: dev.generated, ...(dev.replaced ? { replacedBecause: dev.replaced } : {}) },
+    { caPath: dev.caPath, caBundle: dev.caBundle, certificateHosts: options.certHosts, generated: dev.generated, ...(dev.replaced ? { replacedBecause: dev.replaced } : {}) },
     `${dev.generated ? 'generated' : 'reusing'} a self-signed CA and serving certificate in ${dev.dir} (no --tls-cert given); ` +
-      `trust it with --cacert ${dev.caPath}; caBundle for a webhook configuration: ${dev.caBundle}`,
+      `trust it with --cacert ${dev.caPath} (the caBundle field is the same CA for a webhook configuration). ` +
+      `The certificate is valid for ${options.certHosts.join(', ')} only; add --cert-host <name> for others (in a cluster, the Service's DNS name).`,
   );
   return { material: await readTlsFiles(dev.certPath, dev.keyPath), certPath: dev.certPath, keyPath: dev.keyPath };
 }
@@ -207,13 +209,26 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
     onAdmitted: (request) => { watches.admitted(request); },
   });
   const ops = buildOpsApp({ logger: log, metrics, readiness: currentReadiness, tls: certificate.material });
-  await app.listen({ port: options.port, host: options.host });
-  await ops.listen({ port: options.metricsPort, host: options.host });
+  let host = options.host;
+  try {
+    host = await listenOn(app, options.port, host, '--port');
+    await listenOn(ops, options.metricsPort, host, '--metrics-port');
+  } catch (error) {
+    // Said in the log too, after everything already buffered there, so its last line is not a healthy one.
+    const message = error instanceof Error ? error.message : String(error);
+    log.error({ port: options.port, metricsPort: options.metricsPort, host }, message);
+    log.flush();
+    policyWatch.close();
+    watches.stop();
+    await Promise.allSettled([app.close(), ops.close()]);
+    io.err(`podgate: ${message}\n`);
+    return 1;
+  }
   if (!(app.server instanceof TlsServer) || !(ops.server instanceof TlsServer)) throw new Error('podgate serves HTTPS only, but the server is not a TLS server');
   const tlsWatches = [app.server, ops.server].map((server) => watchTls({ server, ...certificate, current: certificate.material, log }));
   const port = listeningPort(app.server, options.port);
   const metricsPort = listeningPort(ops.server, options.metricsPort);
-  log.info({ port, metricsPort, certificate: describeCertificate(certificate.material.cert) }, `podgate listening on https://${options.host}:${port} (metrics on ${metricsPort})`);
+  log.info({ port, metricsPort, host, certificate: describeCertificate(certificate.material.cert) }, `podgate listening on https://${host.includes(':') ? `[${host}]` : host}:${port} (metrics on ${metricsPort})`);
 
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
@@ -252,6 +267,26 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
     // SIGHUP too: a terminal closing, or a supervisor that hangs up, stops podgate the same orderly way (Node's default would kill it mid-request).
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, stop);
   });
+}
+
+/** Every address, IPv6 and IPv4 alike (an IPv6 socket also takes IPv4 on Linux), unless --host says otherwise. */
+const ANY_ADDRESS = '::';
+
+/**
+ * Listens on `host`, or on every IPv4 address where the default finds no IPv6 (a kernel or
+ * pod without it); returns the host it listens on. A port in use is one line naming the flag
+ * that chooses another.
+ */
+async function listenOn(app: { listen: (options: { port: number; host: string }) => Promise<unknown> }, port: number, host: string, flag: string): Promise<string> {
+  try {
+    await app.listen({ port, host });
+    return host;
+  } catch (error) {
+    const code = error instanceof Error && 'code' in error ? String(error.code) : '';
+    if (host === ANY_ADDRESS && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) return listenOn(app, port, '0.0.0.0', flag);
+    if (code === 'EADDRINUSE') throw new Error(`port ${port} on ${host} is already in use (another podgate, or one still stopping); choose another with ${flag} <n>`, { cause: error });
+    throw error;
+  }
 }
 
 function listeningPort(server: TlsServer, fallback: number): number {

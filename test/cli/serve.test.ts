@@ -19,8 +19,9 @@ t.test('first start on the embedded defaults: certificates generated, sample pol
   const server = await startProcess([], cwd);
   const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
   const generated = server.lines.find((line) => line['generated'] === true);
-  t.match(generated, { caPath: 'certs/ca.crt', msg: /caBundle for a webhook configuration: [A-Za-z0-9+/=]+$/ });
-  t.ok(String(generated?.['msg']).endsWith(Buffer.from(ca).toString('base64')), 'the logged caBundle is the CA, base64');
+  t.match(generated, { caPath: 'certs/ca.crt', certificateHosts: ['localhost', '127.0.0.1', '::1'], msg: /valid for localhost, 127\.0\.0\.1, ::1 only; add --cert-host <name> for others/ });
+  t.equal(generated?.['caBundle'], Buffer.from(ca).toString('base64'), 'the caBundle, in a field of its own, is the CA in base64');
+  t.notMatch(String(generated?.['msg']), /LS0t/, 'and not inside the message');
   t.equal(certificateProblem({ caCert: ca, cert: await readFile(join(cwd, 'certs', 'tls.crt'), 'utf8') }, ['localhost', '127.0.0.1']), undefined);
 
   const uneventful = makeReview(makeRequest(makePod({ name: 'quiet', namespace: 'default' })));
@@ -130,6 +131,25 @@ t.test('an invalid policy at start: not ready with every problem said, and ready
   await waitFor('ready once the file is fixed', async () => (await call(`https://localhost:${server.port}/readyz`, { ca })).status === 200, 15_000);
   t.equal((await call(`https://localhost:${server.port}/validate`, { ca, body: JSON.stringify(review) })).status, 200, 'and it decides');
   t.equal(server.child.exitCode, null, 'never exited');
+});
+
+t.test('listening: on every IPv6 and IPv4 address by default; a port in use is one line naming the flag', async (t) => {
+  const cwd = t.testdir();
+  const server = await startProcess(['--host', '::'], cwd);
+  const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
+  const listening = server.lines.find((line) => String(line['msg']).startsWith('podgate listening'));
+  t.match((await call(`https://127.0.0.1:${server.port}/healthz`, { ca })).body, { status: 'ok' }, 'IPv4');
+  if (listening?.['host'] === '::') t.match((await call(`https://[::1]:${server.port}/healthz`, { ca })).body, { status: 'ok' }, 'and IPv6, which the certificate names');
+  else t.equal(listening?.['host'], '0.0.0.0', 'a machine without IPv6 falls back to every IPv4 address');
+  t.match(listening?.['msg'], /^podgate listening on https:\/\/(\[::\]|0\.0\.0\.0):\d+ /);
+
+  const busy = await runCommand(['serve', '--offline', '--port', String(server.port), '--metrics-port', '0', '--host', '::', '--log-format', 'json', '--certs-dir', join(cwd, 'certs')], cwd);
+  t.equal(busy.code, 1);
+  t.match(busy.stderr, new RegExp(`^podgate: port ${server.port} on :: is already in use \\(another podgate, or one still stopping\\); choose another with --port <n>\\n$`));
+  const lastLine = JSON.parse(busy.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>;
+  t.match(lastLine, { level: 50, msg: /already in use/ }, 'the log ends with the error, after the lines buffered before it');
+  server.child.kill('SIGTERM');
+  t.same(await server.exited, { code: 0, signal: null });
 });
 
 t.test('usage errors exit 2 with help', async (t) => {

@@ -35,7 +35,7 @@ export function call(
     const target = new URL(url);
     const req = request(
       {
-        hostname: target.hostname,
+        hostname: target.hostname.replace(/^\[(.*)\]$/, '$1'), // an IPv6 URL host is bracketed; the address is not
         port: target.port,
         path: target.pathname,
         method: options.method ?? (options.body === undefined ? 'GET' : 'POST'),
