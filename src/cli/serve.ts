@@ -166,7 +166,8 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
   log.info({ cluster: connection.mode }, `cluster watches: ${connection.detail}`);
   const watches = new ClusterWatches(connection, log);
   const store = new PolicyStore(options.configPath);
-  const metrics = new Metrics(() => watches.statuses());
+  // Read at scrape time, once currentReadiness (below) exists.
+  const metrics = new Metrics(() => watches.statuses(), () => currentReadiness().ready);
   const policyWatch = await loadAndWatchPolicy({
     path: options.configPath,
     store,

@@ -78,8 +78,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(watches: () => Readonly<Record<string, WatchGaugeSource | undefined>> = () => ({})) {
+  constructor(watches: () => Readonly<Record<string, WatchGaugeSource | undefined>> = () => ({}), ready: () => boolean = () => true) {
     collectDefaultMetrics({ register: this.registry, prefix: 'podgate_' });
+    // Readiness as a series: a replica that is up (scraped) but not ready gets no reviews, and alerts should say so.
+    new Gauge({
+      name: 'podgate_ready',
+      help: '1 while /readyz passes (a policy in force, watches synced, not shutting down), else 0.',
+      registers: [this.registry],
+      collect() {
+        this.set(Number(ready()));
+      },
+    });
     // Which podgate a replica runs, for dashboards and for telling replicas of a rollout apart (always 1).
     new Gauge({ name: 'podgate_build_info', help: "podgate's version and the Node.js running it (always 1).", labelNames: ['version', 'nodejs_version'] as const, registers: [this.registry] }).set({ version: packageVersion(), nodejs_version: process.version }, 1);
     countedAtScrape(this.#requestCounts, {
