@@ -38,11 +38,13 @@ async function filesUnder(path: string): Promise<string[]> {
  */
 export function objectsFromText(text: string, source: string): SourcedObject[] {
   const lineCounter = new LineCounter();
-  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false });
+  // Integers as bigints, then back to numbers where that is exact: a bare 12345678901234567890 stays exact
+  // (as a string, the way the API server re-encodes a quantity), not rounded by a float.
+  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false, intAsBigInt: true });
   const out: SourcedObject[] = [];
   documents.forEach((document, index) => {
     if (document.errors.length > 0) throw new InputError(`not YAML or JSON: ${yamlError(text, source, lineCounter, document.errors)}`);
-    const value: unknown = document.toJS({ maxAliasCount: 100 });
+    const value: unknown = exactNumbers(document.toJS({ maxAliasCount: 100 }));
     if (value === null || value === undefined) return;
     const where = documents.length > 1 ? `${source}#${index + 1}` : source;
     if (!isRecord(value)) throw new InputError(`${where}: not a Kubernetes object (a ${Array.isArray(value) ? 'list' : typeof value})`);
@@ -70,4 +72,16 @@ export async function readObjects(paths: readonly string[], stdin: () => Promise
     for (const file of await filesUnder(path)) out.push(...objectsFromText(await readFile(file, 'utf8'), file));
   }
   return out;
+}
+
+/** A document's bigints as numbers where they fit one exactly, else as their digits. */
+function exactNumbers(value: unknown): unknown {
+  if (typeof value === 'bigint') return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
+  if (Array.isArray(value)) return value.map(exactNumbers);
+  if (isRecord(value)) {
+    const out: Record<string, unknown> = {};
+    for (const [key, entry] of Object.entries(value)) Object.defineProperty(out, key, { value: exactNumbers(entry), enumerable: true, writable: true, configurable: true });
+    return out;
+  }
+  return value;
 }

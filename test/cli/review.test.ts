@@ -14,6 +14,16 @@ t.test('helm template output: multi-document YAML with comments and empty docume
   t.same(objectsFromText(list, 'pods.yaml').map((o) => o.source), ['pods.yaml items[0]', 'pods.yaml items[1]']);
 });
 
+t.test('objects are read as the API server decodes them: a bare integer too large for a float stays exact', async (t) => {
+  const [pod] = objectsFromText('apiVersion: v1\nkind: Pod\nmetadata: { name: p }\nspec:\n  terminationGracePeriodSeconds: 30\n  containers:\n    - name: c\n      resources: { requests: { memory: 12345678901234567890, cpu: 0.5 } }\n', 'pod.yaml');
+  const spec = pod?.object['spec'] as { terminationGracePeriodSeconds: unknown; containers: { resources: { requests: Record<string, unknown> } }[] };
+  t.equal(spec.terminationGracePeriodSeconds, 30, 'an integer a float holds stays a number');
+  t.equal(spec.containers[0]?.resources.requests['memory'], '12345678901234567890', 'one it cannot hold keeps its digits');
+  t.equal(spec.containers[0]?.resources.requests['cpu'], 0.5);
+  const [json] = objectsFromText('{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"x":98765432109876543210}}', 'pod.json');
+  t.equal((json?.object['spec'] as Record<string, unknown>)['x'], '98765432109876543210', 'JSON too');
+});
+
 t.test('podgate review: what the API server would do, from files, directories and stdin', async (t) => {
   const cwd = t.testdir();
   const denied = await runCommand(['review', join(resources, 'api-server-too-small.yaml'), join(resources, 'pinned-to-healthy-node.yaml')], cwd);

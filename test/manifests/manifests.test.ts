@@ -14,7 +14,7 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { MutatingWebhookConfiguration, ValidatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { parseServeArgs } from '../../src/cli/serve.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
-import { parseQuantity } from '../../src/policy/quantity.ts';
+import { parseQuantity, quantityValue } from '../../src/policy/quantity.ts';
 import { validatePolicyText } from '../../src/config/validate.ts';
 
 type Json = Record<string, unknown>;
@@ -190,7 +190,7 @@ t.test('safe defaults for a component in every pod’s path', async (t) => {
   const oldSpaceMiB = Number(/--max-old-space-size=(\d+)/.exec(nodeOptions)?.[1]);
   const limit = parseQuantity(String(container.resources?.limits?.['memory']));
   if (limit === undefined) throw new Error('limits.memory is not a quantity');
-  const limitMiB = Number(limit.numerator / limit.denominator) / 2 ** 20;
+  const limitMiB = quantityValue(limit) / 2 ** 20;
   t.ok(oldSpaceMiB > 0 && oldSpaceMiB + 64 <= limitMiB, `--max-old-space-size=${String(oldSpaceMiB)} leaves headroom under limits.memory ${limit.text}`);
   t.match(nodeOptions, /--max-semi-space-size=\d+/, 'a small young generation (bench: the same flags)');
   t.same(container.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });

@@ -1,5 +1,8 @@
 import t from 'tap';
-import { compareQuantities, parseQuantity } from '../../src/policy/quantity.ts';
+import { compareQuantities, parseQuantity, type Quantity } from '../../src/policy/quantity.ts';
+
+/** The exact value as a fraction numerator / denominator (for values of a sane size). */
+const fraction = (q: Quantity): [bigint, bigint] => (q.exponent >= 0 ? [q.mantissa * 10n ** BigInt(q.exponent), 1n] : [q.mantissa, 10n ** BigInt(-q.exponent)]);
 
 /** [text, numerator, denominator] after reduction: the exact value. */
 const valid: [string, bigint, bigint][] = [
@@ -37,9 +40,15 @@ const valid: [string, bigint, bigint][] = [
   ['-0.1n', -1n, 1000000000n],
   ['007', 7n, 1n],
   ['12345678901234567890', 12345678901234567890n, 1n],
+  ['8Ei', 9223372036854775807n, 1n], // 2^63: above what Kubernetes keeps for a binary suffix, capped to 2^63 - 1
+  ['9Ei', 9223372036854775807n, 1n],
+  ['7.5Ei', 8646911284551352320n, 1n], // under the cap: exact
+  ['-9Ei', -9223372036854775807n, 1n],
+  ['9E', 9n * 10n ** 18n, 1n], // a decimal suffix is not capped
+  ['1e-12', 1n, 1000000000n],
 ];
 
-const invalid = ['', ' ', '1 Gi', ' 1', '1 ', '1GI', '1gi', 'Mi', 'm', '.', '1.1.1', '1e', '1e1.5', '1K', '1Kb', '2 cores', '0x10', 'one', '--1', '+-1', '1i', '.5i', '1E-', '1e1000001'];
+const invalid = ['', ' ', '1 Gi', ' 1', '1 ', '1GI', '1gi', 'Mi', 'm', '.', '1.1.1', '1e', '1e1.5', '1K', '1Kb', '2 cores', '0x10', 'one', '--1', '+-1', '1i', '.5i', '1E-', '1e2147483648', '1e-2147483648', `1e${'9'.repeat(400)}`];
 
 function gcd(a: bigint, b: bigint): bigint {
   let [x, y] = [a < 0n ? -a : a, b];
@@ -54,8 +63,9 @@ t.test('valid quantities and their exact values', async (t) => {
       t.fail(`${text} should parse`);
       continue;
     }
-    const divisor = gcd(q.numerator, q.denominator) || 1n;
-    t.same([q.numerator / divisor, q.denominator / divisor], [numerator, denominator], text);
+    const [top, bottom] = fraction(q);
+    const divisor = gcd(top, bottom) || 1n;
+    t.same([top / divisor, bottom / divisor], [numerator, denominator], text);
     t.equal(q.text, text);
   }
 });
@@ -82,4 +92,18 @@ t.test('comparison is exact across notations', async (t) => {
     const [left, right] = [q(a), q(b)];
     if (typeof left === 'object' && typeof right === 'object') t.equal(compareQuantities(left, right), expected, `${a} vs ${b}`);
   }
+});
+
+t.test('an exponent anywhere in the int32 range, as Kubernetes takes it, costs next to nothing', async (t) => {
+  const huge = parseQuantity('1e2147483647');
+  const tiny = parseQuantity('1e-2147483647');
+  const small = parseQuantity('5n');
+  if (huge === undefined || tiny === undefined || small === undefined) throw new Error('should parse');
+  t.same([huge.mantissa, huge.exponent], [1n, 2147483647], 'kept as mantissa and exponent, not multiplied out');
+  t.same([tiny.mantissa, tiny.exponent], [1n, -9], 'a value under a nano-unit rounds up to one');
+  t.equal(compareQuantities(huge, small), 1);
+  t.equal(compareQuantities(tiny, small), -1);
+  t.equal(compareQuantities(parseQuantity('10e2147483646') ?? huge, huge), 0, 'the same value written two ways');
+  t.equal(compareQuantities(parseQuantity('-1e2147483647') ?? huge, tiny), -1);
+  t.equal(compareQuantities(parseQuantity('12e-1') ?? huge, parseQuantity('1200m') ?? huge), 0);
 });

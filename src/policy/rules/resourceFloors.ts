@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Problem } from '../../lib/schema.ts';
 import { at, field, isRecord, quoted } from '../../lib/json.ts';
 import { globMatcher, type NameMatcher } from '../glob.ts';
-import { compareQuantities, parseQuantity, type Quantity } from '../quantity.ts';
+import { compareQuantities, parseQuantity, roundUpToMilli, type Quantity } from '../quantity.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 import { bringsNewPodSpec, containersOf, WORKLOAD_KINDS, workloadOf } from '../workload.ts';
 
@@ -110,7 +110,9 @@ function evaluate(config: Config, floors: FloorList, selects: NameMatcher, { req
 
 function judge(label: string, path: string, floor: Quantity, found: { raw: unknown; source?: string } | undefined): { text: string; malformed?: true } | undefined {
   if (found === undefined) return { text: `${label} sets no ${path} (the floor is ${floor.text})` };
-  const value = typeof found.raw === 'string' ? parseQuantity(found.raw) : typeof found.raw === 'number' ? parseQuantity(String(found.raw)) : undefined;
+  // Surrounding spaces as the API server reads a quantity (it trims them); a bare number as its decimal text.
+  const parsed = typeof found.raw === 'string' ? parseQuantity(found.raw.trim()) : typeof found.raw === 'number' ? parseQuantity(String(found.raw)) : undefined;
+  const value = parsed !== undefined && path.endsWith('.cpu') ? roundUpToMilli(parsed) : parsed;
   if (value === undefined) return { text: `${label} ${path} ${quoted(found.raw)} is not a valid Kubernetes quantity`, malformed: true };
   if (compareQuantities(value, floor) >= 0) return undefined;
   return { text: `${label} ${path} ${value.text}${found.source ? ` (${found.source})` : ''} is below the floor ${floor.text}` };

@@ -81,6 +81,13 @@ t.test('a malformed quantity is to be spelt right, not raised; a floor may be a 
   t.match(message(misspelt), /\(rule api-server-floors\)\. Write apiServer\.resources\.requests\.memory as a Kubernetes quantity \(500m, 2, 4Gi\) in your Helm values\.$/);
   const both = makePod({ name: 'airflow-api-server-7d9f-x2k4q', ...apiServer({ requests: { cpu: '500m', memory: '4 Gi' }, limits: { memory: '4Gi' } }) });
   t.match(message(both), /Airflow's API server crash-loops under tight limits; raise apiServer\.resources\.requests\.cpu in your Helm values, and write apiServer\.resources\.requests\.memory as a Kubernetes quantity/);
+  const spaced = makePod({ name: 'p', ...apiServer({ requests: { cpu: ' 1', memory: '4Gi ' }, limits: { memory: '4Gi' } }) });
+  t.equal(message(spaced), undefined, 'surrounding spaces are trimmed, as the API server does');
+  const exact = makePod({ name: 'p', ...apiServer({ requests: { cpu: '1', memory: '4294967295' }, limits: { memory: '4Gi' } }) });
+  t.match(message(exact), /requests\.memory 4294967295 is below the floor 4Gi/, 'one byte under, exactly');
+  const subMilli = { ...apiServerRule, requests: { cpu: '1m', memory: '4Gi' } };
+  t.equal(message(makePod({ name: 'p', ...apiServer({ requests: { cpu: '0.1m', memory: '4Gi' }, limits: { memory: '4Gi' } }) }), subMilli), undefined, 'CPU under a milli is rounded up to 1m, as the API server stores it');
+  t.match(message(makePod({ name: 'p', ...apiServer({ requests: { cpu: '1m', memory: '4Gi' }, limits: { memory: '4Gi' } }) }), { ...apiServerRule, requests: { cpu: '1.5m', memory: '4Gi' } }), /requests\.cpu 1m is below the floor 1\.5m/, 'and the floor itself keeps its precision');
   const numeric = { ...apiServerRule, requests: { cpu: 1, memory: '4Gi' } };
   t.match(message(makePod({ name: 'p', ...apiServer({ requests: { cpu: '500m', memory: '4Gi' }, limits: { memory: '4Gi' } }) }), numeric), /requests\.cpu 500m is below the floor 1 /, 'cpu: 1 as a number');
 });
