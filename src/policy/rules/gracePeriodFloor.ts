@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { at, quoted } from '../../lib/json.ts';
+import { reasonAndFix } from '../hint.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 import { bringsNewPodSpec, WORKLOAD_KINDS, workloadOf, type Workload } from '../workload.ts';
 
@@ -35,7 +36,7 @@ function evaluate(config: Config, { request, object }: RuleInput): RuleResult {
   const fix = config.helmValue
     ? `${found === undefined ? 'set' : 'raise'} ${config.helmValue} to at least ${config.seconds} in your Helm values`
     : `${Number.isInteger(found) || found === undefined ? 'set' : 'correct'} ${field} to at least ${config.seconds}`;
-  return fail([finding], `${capitalize(config.reason ? `${config.reason}; ${fix}` : fix)}.`);
+  return fail([finding], reasonAndFix(config.reason, fix));
 }
 
 /** The finding for the value a pod (template) sets, or undefined when it meets the floor. */
@@ -51,10 +52,6 @@ function judge(found: unknown, floor: number): string | undefined {
 /** Where the value sits in this object, as a manifest author writes it: spec.template.spec.terminationGracePeriodSeconds. */
 function fieldPath(workload: Workload): string {
   return [...workload.podPath, 'spec', 'terminationGracePeriodSeconds'].join('.');
-}
-
-function capitalize(text: string): string {
-  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 export const gracePeriodFloor = defineRuleKind({

@@ -3,6 +3,7 @@ import type { Problem } from '../../lib/schema.ts';
 import { at, field, isRecord, quoted } from '../../lib/json.ts';
 import { globMatcher, type NameMatcher } from '../glob.ts';
 import { compareQuantities, parseQuantity, roundUpToMilli, type Quantity } from '../quantity.ts';
+import { listing, reasonAndFix } from '../hint.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 import { bringsNewPodSpec, containersOf, WORKLOAD_KINDS, workloadOf } from '../workload.ts';
 
@@ -105,7 +106,7 @@ function evaluate(config: Config, floors: FloorList, selects: NameMatcher, { req
     ...(toCorrect.size > 0 ? [`write ${listing([...toCorrect])} as a Kubernetes quantity (500m, 2, 4Gi)${config.helmValues ? ' in your Helm values' : ''}`] : []),
   ];
   const fix = fixes.join(', and ');
-  return fail(findings, `${capitalize(config.reason && toRaise.size > 0 ? `${config.reason}; ${fix}` : fix)}.`);
+  return fail(findings, reasonAndFix(toRaise.size > 0 ? config.reason : undefined, fix));
 }
 
 function judge(label: string, path: string, floor: Quantity, found: { raw: unknown; source?: string } | undefined): { text: string; malformed?: true } | undefined {
@@ -116,15 +117,6 @@ function judge(label: string, path: string, floor: Quantity, found: { raw: unkno
   if (value === undefined) return { text: `${label} ${path} ${quoted(found.raw)} is not a valid Kubernetes quantity`, malformed: true };
   if (compareQuantities(value, floor) >= 0) return undefined;
   return { text: `${label} ${path} ${value.text}${found.source ? ` (${found.source})` : ''} is below the floor ${floor.text}` };
-}
-
-/** `a`, `a and b`, `a, b and c`. */
-function listing(items: readonly string[]): string {
-  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1) ?? ''}`;
-}
-
-function capitalize(text: string): string {
-  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 export const resourceFloors = defineRuleKind({
