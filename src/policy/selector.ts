@@ -57,6 +57,11 @@ export function isLabelKey(key: string): boolean {
   return name !== '' && isLabelValue(name) && (slash < 0 || isDnsSubdomain(key.slice(0, slash)));
 }
 
+/** Why `key` is refused as a label (or annotation) key: the qualified-name rule the API server applies. */
+export function keyMessage(key: string, what: 'label' | 'annotation'): string {
+  return `"${key}" is not a valid ${what} key (an optional DNS-subdomain prefix and /, then up to 63 letters, digits, - _ . with alphanumeric ends)`;
+}
+
 /**
  * Problems the schema cannot express: keys and values the API server would refuse (a
  * selector sent to it in a watch would fail, one used here would never match), and
@@ -65,7 +70,7 @@ export function isLabelKey(key: string): boolean {
 export function labelSelectorProblems(selector: LabelSelector): Problem[] {
   const problems: Problem[] = [];
   const checkKey = (key: string, path: (string | number)[]) => {
-    if (!isLabelKey(key)) problems.push({ path, message: `"${key}" is not a valid label key (an optional DNS-subdomain prefix and /, then up to 63 letters, digits, - _ . with alphanumeric ends)` });
+    if (!isLabelKey(key)) problems.push({ path, message: keyMessage(key, 'label') });
   };
   const checkValue = (value: string, path: (string | number)[]) => {
     const problem = labelValueProblem(value, path);

@@ -1,9 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Problem } from '../../lib/schema.ts';
 import { at, isRecord, stringMapAt } from '../../lib/json.ts';
-import { pointer, type PatchOp } from '../../lib/patch.ts';
 import { injectedAnnotation, reservedMetadataKeys, type Airflow } from '../airflow.ts';
-import { isLabelKey, labelValueProblem } from '../selector.ts';
+import { isLabelKey, keyMessage, labelValueProblem } from '../selector.ts';
+import { addToMetadataMap } from '../metadataPatch.ts';
 import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type RuleResult } from '../rule.ts';
 
 /**
@@ -24,8 +24,6 @@ type Config = Static<typeof schema>;
 /** The API server's limit on the total size of an object's annotations, keys and values (apimachinery's TotalAnnotationSizeLimitB). */
 const ANNOTATIONS_SIZE_LIMIT = 256 * 1024;
 
-type MetadataMap = 'labels' | 'annotations';
-
 function metadataProblems(config: Config, airflow: Airflow | undefined): Problem[] {
   const problems: Problem[] = [];
   const reserved = reservedMetadataKeys(airflow);
@@ -33,7 +31,7 @@ function metadataProblems(config: Config, airflow: Airflow | undefined): Problem
   const annotations = Object.entries(config.annotations ?? {});
   if (labels.length === 0 && annotations.length === 0) problems.push({ path: [], message: 'set at least one entry under labels or annotations' });
   for (const [key, value] of labels) {
-    if (!isLabelKey(key)) problems.push({ path: ['labels', key], message: `"${key}" is not a valid label key (an optional DNS-subdomain prefix and /, then up to 63 letters, digits, - _ . with alphanumeric ends)`, atKey: true });
+    if (!isLabelKey(key)) problems.push({ path: ['labels', key], message: keyMessage(key, 'label'), atKey: true });
     else if (reserved.labels.has(key)) problems.push({ path: ['labels', key], message: `label ${key} is KubernetesPodOperator's or podgate's own (its lookups and the environment attribution read it); a podMetadata rule may not set it`, atKey: true });
     const problem = labelValueProblem(value, ['labels', key]);
     if (problem) problems.push(problem);
@@ -42,7 +40,7 @@ function metadataProblems(config: Config, airflow: Airflow | undefined): Problem
   for (const [key, value] of annotations) {
     size += Buffer.byteLength(key) + Buffer.byteLength(value);
     // The API server checks annotation keys as qualified names after lowercasing them.
-    if (!isLabelKey(key.toLowerCase())) problems.push({ path: ['annotations', key], message: `"${key}" is not a valid annotation key (an optional DNS-subdomain prefix and /, then up to 63 letters, digits, - _ . with alphanumeric ends)`, atKey: true });
+    if (!isLabelKey(key.toLowerCase())) problems.push({ path: ['annotations', key], message: keyMessage(key, 'annotation'), atKey: true });
     else if (reserved.annotations.has(key)) problems.push({ path: ['annotations', key], message: `annotation ${key} is podgate's own record of the labels it added; a podMetadata rule may not set it`, atKey: true });
   }
   if (size > ANNOTATIONS_SIZE_LIMIT) problems.push({ path: ['annotations'], message: `the annotations take ${size} bytes; the API server allows ${ANNOTATIONS_SIZE_LIMIT} on an object` });
@@ -58,14 +56,6 @@ function entriesToSet(current: unknown, wanted: Readonly<Record<string, string>>
     set[key] = value;
   }
   return set;
-}
-
-/** `add` replaces an existing member (RFC 6902 §4.1), so one op per key sets or overwrites it; an absent map is added whole. */
-function mapPatch(metadata: Record<string, unknown>, map: MetadataMap, entries: Readonly<Record<string, string>>): PatchOp[] {
-  const keys = Object.keys(entries);
-  if (keys.length === 0) return [];
-  if (!isRecord(metadata[map])) return [{ op: 'add', path: pointer(['metadata', map]), value: { ...entries } }];
-  return keys.map((key) => ({ op: 'add', path: pointer(['metadata', map, key]), value: entries[key] }));
 }
 
 /**
@@ -99,7 +89,8 @@ function evaluate(config: Config, airflow: Airflow | undefined, { object }: Rule
   const added = Object.keys(labels);
   // On a KPO pod, labels podgate adds are not the operator's: say so where the collision check reads it.
   if (airflow !== undefined && added.length > 0 && airflow.isKpoPod(stringMapAt(object, 'metadata', 'labels'))) Object.assign(annotations, injectedAnnotation(airflow, object, added));
-  const patch = mapPatch(metadata, 'labels', labels);
+  // `add` replaces an existing member (RFC 6902 §4.1): one op per key sets or overwrites it.
+  const patch = addToMetadataMap(object, [], 'labels', labels);
   const { fits, size } = annotationsFit(metadata['annotations'], annotations);
   if (!fits) {
     return fail(
@@ -108,7 +99,7 @@ function evaluate(config: Config, airflow: Airflow | undefined, { object }: Rule
       { patch },
     );
   }
-  return pass([...patch, ...mapPatch(metadata, 'annotations', annotations)]);
+  return pass([...patch, ...addToMetadataMap(object, [], 'annotations', annotations)]);
 }
 
 function listing(keys: readonly string[]): string {
