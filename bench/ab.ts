@@ -4,7 +4,9 @@
 // rounds (A B C, C B A, ...) with the others paused, so a neighbour's burst on this shared
 // machine lands on both sides. CPU microseconds per request is the figure: requests/s
 // moves with the load generator's share of the two cores, CPU per request far less.
-// BENCH_BASELINE=1 adds the bare Fastify baseline as a third side.
+// BENCH_BASELINE=1 adds the bare Fastify baseline as a third side. BENCH_RATE=<req/s> drives every side at the
+// same fixed rate instead of as fast as it answers: CPU per review then compares the work itself, not how often
+// a slower server finds its client asleep and pays to wake it (on 2 shared cores, about double).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,10 +22,12 @@ import { deployedNodeFlags } from './flags.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const dists = process.argv.slice(2);
-if (dists.length < 2) throw new Error('usage: node bench/ab.ts <dist-A> <dist-B> [<dist-C> ...] (BENCH_ROUNDS, BENCH_SECONDS, BENCH_BASELINE=1)');
+if (dists.length < 2) throw new Error('usage: node bench/ab.ts <dist-A> <dist-B> [<dist-C> ...] (BENCH_ROUNDS, BENCH_SECONDS, BENCH_BASELINE=1, BENCH_RATE)');
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? '9');
 const SECONDS = process.env['BENCH_SECONDS'] ?? '3';
 const CONNECTIONS = process.env['BENCH_CONNECTIONS'] ?? '16';
+/** Requests per second in all, for a fixed-rate run (0: as fast as the server answers). */
+const RATE = process.env['BENCH_RATE'] ?? '0';
 const work = mkdtempSync(join(tmpdir(), 'podgate-ab-'));
 const children: ChildProcess[] = [];
 process.on('exit', () => {
@@ -94,7 +98,7 @@ function weigh(side: Side, seconds: string): { cpu: number; rps: number } {
   for (const other of others) other.child.kill('SIGSTOP');
   try {
     const before = cpuUs(side.child.pid);
-    const output = execFileSync(process.execPath, [join(ROOT, 'bench/load.ts'), `https://localhost:${side.port}/validate`, join(work, 'certs/ca.crt'), join(work, 'kpo.json'), CONNECTIONS, seconds], { encoding: 'utf8' });
+    const output = execFileSync(process.execPath, [join(ROOT, 'bench/load.ts'), `https://localhost:${side.port}/validate`, join(work, 'certs/ca.crt'), join(work, 'kpo.json'), CONNECTIONS, seconds, RATE], { encoding: 'utf8' });
     const figures = JSON.parse(output) as { rps: number; total: number };
     return { cpu: (cpuUs(side.child.pid) - before) / Math.max(1, figures.total), rps: figures.rps };
   } finally {
