@@ -1,6 +1,11 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
-import { RULE_KINDS } from '../src/policy/registry.ts';
+import { compilePolicy, RULE_KINDS } from '../src/policy/registry.ts';
+import { readPolicyFile } from '../src/config/load.ts';
+import { DEFAULT_POLICY_PATH } from '../src/cli/serve.ts';
+import { readObjects } from '../src/cli/objects.ts';
+import { simulate } from '../src/cli/simulate.ts';
+import { EMPTY_CLUSTER } from '../src/policy/cluster.ts';
 import { AirflowSchema } from '../src/policy/airflow.ts';
 
 // The policy reference in the README is checked against the schema, so it cannot drift from it.
@@ -21,4 +26,17 @@ t.test('every rule kind is in the rule table and has its fields documented', asy
 t.test('the common rule fields and the airflow section are documented', async (t) => {
   for (const field of COMMON) t.match(readme, new RegExp(`^ +(- )?${field}:`, 'm'), `rule field ${field} in the example`);
   for (const field of Object.keys(AirflowSchema.properties)) t.match(readme, new RegExp(`^ {2}${field}:`, 'm'), `airflow.${field} in the example`);
+});
+
+t.test("the README's Verify step: the object it applies is refused with the message it quotes", async (t) => {
+  const path = /^kubectl apply --dry-run=server -f (\S+)$/m.exec(readme)?.[1];
+  t.ok(path, 'the Verify step applies a file from the repository');
+  const quoted = /^# → admission webhook "validate\.podgate\.io" denied the request: (.+)\n#\s+(.+?) …/m.exec(readme);
+  const sample = await readPolicyFile(DEFAULT_POLICY_PATH, compilePolicy);
+  if (!sample.ok || path === undefined || quoted === null) throw new Error('README or sample policy');
+  const [object] = await readObjects([new URL(`../${path}`, import.meta.url).pathname], () => Promise.reject(new Error('no stdin')));
+  if (object === undefined) throw new Error(`${path} holds no object`);
+  const result = simulate(sample.policy, EMPTY_CLUSTER, object, { username: 'kubernetes-admin', groups: ['system:masters'], extra: {} });
+  t.equal(result.admitted, false, `${path} is refused`);
+  t.ok(result.messages[0]?.startsWith(`${quoted[1] ?? ''} ${quoted[2] ?? ''}`), `with the message the README quotes: ${result.messages[0] ?? ''}`);
 });
