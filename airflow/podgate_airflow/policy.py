@@ -103,7 +103,9 @@ def apply_environment_label(task: Any, environ: Mapping[str, str] = os.environ) 
     if not classes or not isinstance(task, classes):
         return
     key, value = environment_label(environ)
-    labels = task.labels if isinstance(task.labels, dict) else {}
+    labels = {} if task.labels is None else task.labels
+    if not isinstance(labels, Mapping):
+        return  # not a map to add to; podgate's scopedLookups check still reports the pod
     if key in labels:
         return  # the DAG's own value wins; podgate refuses the pod if it names another environment
     # A new dict: an operator's labels may be a dict shared with default_args or other tasks.

@@ -59,6 +59,18 @@ class TaskPolicyTest(unittest.TestCase):
         self.assertEqual(shared, {"team": "data"})
         self.assertIsNot(first.labels, second.labels)
 
+    def test_labels_of_another_mapping_type_are_kept_and_added_to(self):
+        from types import MappingProxyType
+
+        task = KubernetesPodOperator("export")
+        task.labels = MappingProxyType({"team": "data"})
+        policy.apply_environment_label(task, PRODUCTION)
+        self.assertEqual(task.labels, {"team": "data", "podgate.io/environment": "production"})
+        unset = KubernetesPodOperator("export")
+        unset.labels = None
+        policy.apply_environment_label(unset, PRODUCTION)
+        self.assertEqual(unset.labels, {"podgate.io/environment": "production"})
+
     def test_the_policys_label_prefix(self):
         task = KubernetesPodOperator("export")
         policy.apply_environment_label(task, {**PRODUCTION, "PODGATE_LABEL_PREFIX": "example.com"})
