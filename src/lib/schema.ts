@@ -61,14 +61,14 @@ function decodePointer(instancePath: string): DocPath {
 }
 
 /** Ajv's error in the words of a policy author (ajv's own read `must NOT have fewer than 1 items`). */
-function describe(error: ErrorObject, value: unknown): string {
+function describe(error: ErrorObject, value: unknown, suggest: boolean): string {
   const params = error.params as Record<string, unknown>;
   const limit = Number(params['limit']);
   switch (error.keyword) {
     case 'required':
       return `missing required field "${String(params['missingProperty'])}"`;
     case 'additionalProperties':
-      return `unknown field${didYouMean(String(params['additionalProperty']), Object.keys(propertiesOf(error.parentSchema)))}`;
+      return `unknown field${suggest ? didYouMean(String(params['additionalProperty']), Object.keys(propertiesOf(error.parentSchema))) : ''}`;
     case 'enum': {
       const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map(String).join(', ') : '';
       return `${preview(value)} is not one of: ${allowed}`;
@@ -159,6 +159,8 @@ function valueAt(root: unknown, path: DocPath): unknown {
   return current;
 }
 
+const MAX_SUGGESTIONS = 100;
+
 /**
  * Ajv's errors as problems a person can act on, one per place, in document order.
  * Errors from the branches of an `anyOf` that did not apply are noise and dropped
@@ -170,7 +172,8 @@ export function schemaProblems(errors: readonly ErrorObject[] | null | undefined
   for (const error of errors ?? []) {
     if (error.keyword === 'anyOf' || error.keyword === 'oneOf' || error.keyword === 'if') continue;
     const local = decodePointer(error.instancePath);
-    const message = describe(error, valueAt(root, local));
+    // Suggestions for the first problems only: a report lists about a hundred, and each costs an edit distance per known field.
+    const message = describe(error, valueAt(root, local), problems.length < MAX_SUGGESTIONS);
     const unknownField = error.keyword === 'additionalProperties' ? [String((error.params as Record<string, unknown>)['additionalProperty'])] : [];
     const path = [...base, ...local, ...unknownField];
     const key = `${formatPath(path)}\u0000${message}`;

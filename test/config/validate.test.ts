@@ -65,12 +65,20 @@ t.test('an unknown field gets the closest known one; a YAML boolean where a stri
   t.same(check(`${header}rules:\n  - name: x\n    kind: resourceFloors\n    colour: blue\n    limits: { memory: 1Gi }\n`), { ok: false, errors: ['podgate.yaml:6:5 rules[0].colour: unknown field'] }, 'no guess when nothing is close');
 });
 
+t.test('a policy of 14,000 unknown fields is reported as 100 lines and a count (a report never grows with the file)', async (t) => {
+  const fields = Array.from({ length: 14_000 }, (_, i) => `    unknown-field-number-${String(i).padStart(40, '0')}: 1`).join('\n');
+  const result = check(`${header}rules:\n  - name: a\n    kind: resourceFloors\n    limits: { memory: 1Gi }\n${fields}\n`);
+  t.equal(result.ok ? 0 : result.errors.length, 101);
+  t.match(result.ok ? '' : result.errors.at(-1), /^podgate\.yaml: and 13900 more problem\(s\) like these; fix these first$/);
+});
+
 t.test('YAML mistakes are said where they are, once', async (t) => {
   t.same(check(`${header}rules:\n  - name: a\n    kind: resourceFloors\n   limits: { memory: 1Gi }\n`), {
     ok: false,
     errors: ["podgate.yaml:6:4 Sequence item without - indicator: check this line's indentation against the lines above it (YAML nests by spaces)"],
   });
   t.same(check(`${header}rules: []\n---\nrules: []\n`), { ok: false, errors: ['podgate.yaml:4:1 a second YAML document starts here (---); a policy file holds one policy, with every rule under its rules'] });
+  t.same(check(`${header}rules:\n  - name: a\n    kind: resourceFloors\n    limits: { memory: 1Gi }\n    limits: { memory: 2Gi }\n`), { ok: false, errors: ['podgate.yaml:7:5 this key appears twice in the same map; keep one ("limits")'] }, 'a duplicate key, where its second appearance is');
   const cascade = check(`${header}rules:\n  - name: a\n\tkind: x\n  - name: b\n\tkind: y\n`);
   t.equal(cascade.ok ? 0 : cascade.errors.length, 1, 'one line, however many errors follow from it');
 });
