@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineCounter, parseAllDocuments } from 'yaml';
-import { yamlError } from '../config/validate.ts';
+import { duplicateKeyError, yamlError } from '../config/validate.ts';
 import { arrayAt, isRecord, stringAt } from '../lib/json.ts';
 
 /** A Kubernetes object read from a file, with where it came from (for messages). */
@@ -40,10 +40,13 @@ export function objectsFromText(text: string, source: string): SourcedObject[] {
   const lineCounter = new LineCounter();
   // Integers as bigints, then back to numbers where that is exact: a bare 12345678901234567890 stays exact
   // (as a string, the way the API server re-encodes a quantity), not rounded by a float.
-  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false, intAsBigInt: true });
+  // Duplicate keys by duplicateKeyError, in linear time (the parser's own check is quadratic in a map's size).
+  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false, intAsBigInt: true, uniqueKeys: false });
   const out: SourcedObject[] = [];
   documents.forEach((document, index) => {
     if (document.errors.length > 0) throw new InputError(`not YAML or JSON: ${yamlError(text, source, lineCounter, document.errors)}`);
+    const duplicate = duplicateKeyError(document.contents, lineCounter, source);
+    if (duplicate !== undefined) throw new InputError(duplicate);
     const value: unknown = exactNumbers(document.toJS({ maxAliasCount: 100 }));
     if (value === null || value === undefined) return;
     const where = documents.length > 1 ? `${source}#${index + 1}` : source;

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { Type, type Static } from '@sinclair/typebox';
 import { LineCounter, parseDocument } from 'yaml';
 import { compileValidator, schemaProblems, StringEnum } from '../lib/schema.ts';
-import { duplicateKey, locatedProblems, yamlError } from '../config/validate.ts';
+import { duplicateKeyError, locatedProblems, yamlError } from '../config/validate.ts';
 import { readPolicyFile } from '../config/load.ts';
 import { OPERATIONS } from '../admission/review.ts';
 import { stringMapAt } from '../lib/json.ts';
@@ -87,11 +87,8 @@ async function runSuite(file: string, io: CommandIO): Promise<{ passed: number; 
   const lineCounter = new LineCounter();
   const parsed = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   if (parsed.errors.length > 0) throw new InputError(yamlError(text, file, lineCounter, parsed.errors));
-  const duplicate = duplicateKey(parsed.contents);
-  if (duplicate !== undefined) {
-    const { line, col } = lineCounter.linePos(duplicate.offset);
-    throw new InputError(`${file}:${line}:${col} this key appears twice in the same map; keep one (${JSON.stringify(duplicate.key).slice(0, 80)})`);
-  }
+  const duplicate = duplicateKeyError(parsed.contents, lineCounter, file);
+  if (duplicate !== undefined) throw new InputError(duplicate);
   const document: unknown = parsed.toJS({ maxAliasCount: 100 });
   if (!isSuite(document)) throw new InputError(locatedProblems(parsed.contents, lineCounter, file, schemaProblems(isSuite.errors, document)).join('\n'));
   const base = dirname(file);

@@ -12,15 +12,12 @@ export type PolicyResult = { readonly ok: true; readonly policy: Policy } | { re
  */
 export function validatePolicyText(text: string, fileName: string, compile: (document: unknown) => CompiledPolicy): PolicyResult {
   const lineCounter = new LineCounter();
-  // Duplicate keys are found by duplicateKey (linear); the parser's own uniqueKeys check compares each key with every
+  // Duplicate keys are found by duplicateKeyError (linear); the parser's own uniqueKeys check compares each key with every
   // key before it, 2.5 s for one map of 14,000 keys.
   const document = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false });
   if (document.errors.length > 0) return { ok: false, errors: [yamlError(text, fileName, lineCounter, document.errors)] };
-  const duplicate = duplicateKey(document.contents);
-  if (duplicate !== undefined) {
-    const { line, col } = lineCounter.linePos(duplicate.offset);
-    return { ok: false, errors: [`${fileName}:${line}:${col} ${YAML_MESSAGES.DUPLICATE_KEY?.('') ?? 'duplicate key'} (${JSON.stringify(duplicate.key).slice(0, 80)})`] };
-  }
+  const duplicate = duplicateKeyError(document.contents, lineCounter, fileName);
+  if (duplicate !== undefined) return { ok: false, errors: [duplicate] };
   if (document.contents === null) return { ok: false, errors: [`${fileName}:1:1 the policy file is empty; see the sample policy for the shape`] };
 
   let parsed: unknown;
@@ -74,7 +71,6 @@ const INDENTATION_HINT = ": check this line's indentation against the lines abov
 /** The parser's errors that a policy author meets, in their words; others keep the parser's. */
 const YAML_MESSAGES: Partial<Record<YAMLError['code'], (own: string) => string>> = {
   MULTIPLE_DOCS: () => 'a second YAML document starts here (---); a policy file holds one policy, with every rule under its rules',
-  DUPLICATE_KEY: () => 'this key appears twice in the same map; keep one',
   BAD_INDENT: (own) => `${own}${INDENTATION_HINT}`,
   MISSING_CHAR: (own) => `${own}${INDENTATION_HINT}`,
   UNEXPECTED_TOKEN: (own) => `${own}${INDENTATION_HINT}`,
@@ -86,8 +82,16 @@ function yamlMessage(error: YAMLError): string {
   return YAML_MESSAGES[error.code]?.(own) ?? own;
 }
 
+/** `file:line:col this key appears twice …` for the first key that does, or undefined. */
+export function duplicateKeyError(root: Node | null, lineCounter: LineCounter, fileName: string): string | undefined {
+  const duplicate = duplicateKey(root);
+  if (duplicate === undefined) return undefined;
+  const { line, col } = lineCounter.linePos(duplicate.offset);
+  return `${fileName}:${line}:${col} this key appears twice in the same map; keep one (${JSON.stringify(duplicate.key).slice(0, 80)})`;
+}
+
 /** The first key that appears twice in one map, with where its second appearance starts: one set per map, linear in the document. */
-export function duplicateKey(root: Node | null): { key: unknown; offset: number } | undefined {
+function duplicateKey(root: Node | null): { key: unknown; offset: number } | undefined {
   let found: { key: unknown; offset: number } | undefined;
   visit(root, {
     Map(_key, map) {

@@ -91,7 +91,8 @@ function evaluate(config: Config, airflow: Airflow | undefined, { object }: Rule
   if (airflow !== undefined && added.length > 0 && airflow.isKpoPod(stringMapAt(object, 'metadata', 'labels'))) Object.assign(annotations, injectedAnnotation(airflow, object, added));
   // `add` replaces an existing member (RFC 6902 §4.1): one op per key sets or overwrites it.
   const patch = addToMetadataMap(object, [], 'labels', labels);
-  const { fits, size } = annotationsFit(metadata['annotations'], annotations);
+  // Nothing to add (the common reinvocation): nothing to measure either.
+  const { fits, size } = Object.keys(annotations).length === 0 ? { fits: true, size: 0 } : annotationsFit(metadata['annotations'], annotations);
   if (!fits) {
     return fail(
       [`its annotations with ${listing(Object.keys(annotations))} added would take at least ${size} bytes, over the API server's limit of ${ANNOTATIONS_SIZE_LIMIT}`],
