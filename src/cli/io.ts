@@ -2,11 +2,14 @@
 export interface CommandIO {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
+  /** Whether `err` is a terminal (progress lines go only there). */
+  readonly errIsTerminal?: boolean;
 }
 
 export const processIO: CommandIO = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
+  errIsTerminal: process.stderr.isTTY,
 };
 
 /** A command called wrongly: printed with its help, exit status 2. */

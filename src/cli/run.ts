@@ -1,3 +1,4 @@
+import { audit, AUDIT_HELP } from './audit.ts';
 import { certs, CERTS_HELP } from './certs.ts';
 import { review, REVIEW_HELP } from './review.ts';
 import { test, TEST_HELP } from './test.ts';
@@ -18,6 +19,7 @@ Commands:
   check    check policy files and print every problem with its line
   review   run manifests through the policy as the API server would, offline
   test     run a policy's test suites (cases with expected outcomes)
+  audit    judge what is already in a cluster with the policy (read-only)
   schema   print the policy file's JSON Schema (for editors)
   certs    make a CA and serving certificate for the in-cluster Service (no cert-manager)
   version  print podgate's version and the Node running it (also --version)
@@ -31,6 +33,7 @@ const COMMANDS: Readonly<Record<string, { run: Command; help: string }>> = {
   check: { run: check, help: CHECK_HELP },
   review: { run: (argv, io) => review(argv, io, () => text(process.stdin), DEFAULT_POLICY_PATH), help: REVIEW_HELP },
   test: { run: test, help: TEST_HELP },
+  audit: { run: (argv, io) => audit(argv, io, DEFAULT_POLICY_PATH), help: AUDIT_HELP },
   schema: { run: schema, help: SCHEMA_HELP },
   certs: { run: certs, help: CERTS_HELP },
 };

@@ -1,6 +1,6 @@
 import { decide } from '../engine/decide.ts';
 import { applyPatchCopying, parsePointer, type PatchOp } from '../lib/patch.ts';
-import type { AdmissionRequest, Operation } from '../admission/review.ts';
+import { syntheticRequest, type Identity, type SimulatedRequest } from '../admission/synthetic.ts';
 import { stringAt, stringMapAt } from '../lib/json.ts';
 import { EMPTY_CLUSTER, staticNodes, type ClusterState } from '../policy/cluster.ts';
 import { staticKpoPods } from '../kube/kpoIndex.ts';
@@ -8,17 +8,13 @@ import type { Policy } from '../policy/policy.ts';
 import { objectRef } from '../policy/workload.ts';
 import type { SourcedObject } from './objects.ts';
 
+export type { Identity, SimulatedRequest } from '../admission/synthetic.ts';
+
 /**
  * The API server's part, offline: the review it would send for an object, the
  * mutating phase, the patch applied, then the validating phase, all through the
  * same decide() the server runs. Used by `podgate review` and `podgate test`.
  */
-export interface Identity {
-  readonly username: string;
-  readonly groups: readonly string[];
-  readonly extra: Readonly<Record<string, readonly string[]>>;
-}
-
 export interface Simulation {
   readonly ref: string;
   readonly source: string;
@@ -29,49 +25,8 @@ export interface Simulation {
   readonly result: unknown;
 }
 
-const RESOURCES: Readonly<Record<string, string>> = {
-  Pod: 'pods',
-  Deployment: 'deployments',
-  StatefulSet: 'statefulsets',
-  DaemonSet: 'daemonsets',
-  ReplicaSet: 'replicasets',
-  Job: 'jobs',
-  CronJob: 'cronjobs',
-  ReplicationController: 'replicationcontrollers',
-};
-
-/** Kinds without a namespace: named `ClusterRole x`, not `ClusterRole default/x`. */
-const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'PersistentVolume', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'StorageClass', 'PriorityClass', 'RuntimeClass', 'IngressClass', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'APIService', 'CSIDriver', 'VolumeAttachment']);
-
-/** How the object reaches the API server: the operation, the object it replaces (UPDATE), and the namespace when the object names none. */
-export interface SimulatedRequest {
-  readonly operation?: Operation;
-  readonly oldObject?: Record<string, unknown>;
-  readonly defaultNamespace?: string;
-}
-
-let counter = 0;
-
-function requestFor(object: Record<string, unknown>, identity: Identity, { operation = 'CREATE', oldObject, defaultNamespace = 'default' }: SimulatedRequest): AdmissionRequest {
-  const apiVersion = stringAt(object, 'apiVersion') ?? 'v1';
-  const [group, version] = apiVersion.includes('/') ? (apiVersion.split('/') as [string, string]) : ['', apiVersion];
-  const kind = stringAt(object, 'kind') ?? '';
-  const name = stringAt(object, 'metadata', 'name');
-  counter += 1;
-  return {
-    uid: `podgate-review-${counter}`,
-    kind: { group, version, kind },
-    resource: { group, version, resource: RESOURCES[kind] ?? `${kind.toLowerCase()}s` },
-    ...(name ? { name } : {}),
-    namespace: CLUSTER_SCOPED.has(kind) ? '' : (stringAt(object, 'metadata', 'namespace') ?? defaultNamespace),
-    operation,
-    userInfo: { username: identity.username, groups: [...identity.groups], extra: Object.fromEntries(Object.entries(identity.extra).map(([k, v]) => [k, [...v]])) },
-    ...(operation === 'DELETE' ? { oldObject: object } : { object, ...(oldObject === undefined ? {} : { oldObject }) }),
-  };
-}
-
 export function simulate(policy: Policy, cluster: ClusterState, input: SourcedObject, identity: Identity, how: SimulatedRequest = {}): Simulation {
-  const request = requestFor(input.object, identity, how);
+  const request = syntheticRequest(input.object, identity, how);
   const operation = request.operation;
   const ref = objectRef(request, input.object);
   const mutation = decide('mutate', request, policy, cluster);

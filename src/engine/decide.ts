@@ -6,7 +6,7 @@ import { applyPatchCopying, type PatchOp } from '../lib/patch.ts';
 import type { ClusterState } from '../policy/cluster.ts';
 import type { MatchSubject } from '../policy/match.ts';
 import type { Policy, RuleStep } from '../policy/policy.ts';
-import type { Phase, RuleInput } from '../policy/rule.ts';
+import type { RuleInput, Stage } from '../policy/rule.ts';
 import { groupKind, objectRef, workloadOf } from '../policy/workload.ts';
 
 const NO_PATCH: readonly PatchOp[] = [];
@@ -18,7 +18,7 @@ const NO_PATCH: readonly PatchOp[] = [];
  * that order (so, applied to the original object, they give the same result). What
  * the outcomes amount to is decided in fold.ts.
  */
-export function decide(phase: Phase, request: AdmissionRequest, policy: Policy, cluster: ClusterState): Decision {
+export function decide(phase: Stage, request: AdmissionRequest, policy: Policy, cluster: ClusterState): Decision {
   const original = reviewedObject(request);
   let subject = matchSubject(request, original);
   if (policy.exclude?.(subject)) return allowed();
@@ -56,8 +56,8 @@ function inScope(step: RuleStep, kind: string, request: AdmissionRequest): boole
   return !request.subResource || step.subresources.has(request.subResource);
 }
 
-/** Runs one rule; undefined when it had nothing to say. A validating answer never carries a patch, and an audit rule only reports what it would change. */
-function evaluate(phase: Phase, step: RuleStep, input: RuleInput): StepOutcome | undefined {
+/** Runs one rule; undefined when it had nothing to say. A validating answer (or an audit) never carries a patch, and an audit rule only reports what it would change. */
+function evaluate(phase: Stage, step: RuleStep, input: RuleInput): StepOutcome | undefined {
   const { rule } = step;
   try {
     const result = step.evaluate(input);

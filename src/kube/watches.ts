@@ -55,7 +55,7 @@ export function slimKpoPod(metadata: unknown, kept: ReadonlySet<string>, injecte
  * NodeRestriction admission plugin limits) write them, and a denylist selector must see
  * every one.
  */
-function slimNode(metadata: unknown): NodeInfo | undefined {
+export function slimNode(metadata: unknown): NodeInfo | undefined {
   const name = stringAt(metadata, 'name');
   return name === undefined ? undefined : { name, labels: new CompactLabels(stringMapAt(metadata, 'labels')) };
 }

@@ -63,6 +63,8 @@ export type AirflowConfig = Static<typeof AirflowSchema>;
 /** The compiled form rules read. */
 export interface Airflow {
   readonly clusterId: string;
+  /** The environments' names, in policy order. */
+  readonly environments: readonly string[];
   readonly environmentKey: string;
   readonly clusterIdKey: string;
   /** Annotation listing the label keys podgate added itself (they are not in the operator's lookup selector). */
@@ -157,6 +159,7 @@ export function compileAirflow(config: AirflowConfig): { airflow: Airflow } | { 
   return {
     airflow: {
       clusterId: config.clusterId,
+      environments: config.environments.map((environment) => environment.name),
       environmentKey: `${prefix}/environment`,
       clusterIdKey: `${prefix}/cluster-id`,
       injectedKey: `${prefix}/injected-labels`,

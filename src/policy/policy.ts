@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { apartFrom, compileValidator, schemaProblems, withoutPaths, type Problem } from '../lib/schema.ts';
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
-import { DEFAULT_OPERATIONS, type CompiledRule, type Evaluate, type Phase, type PolicyContext, type RuleKind, type WatchName } from './rule.ts';
+import { DEFAULT_OPERATIONS, type CompiledRule, type Evaluate, type Stage, type PolicyContext, type RuleKind, type WatchName } from './rule.ts';
 import type { Operation } from '../admission/review.ts';
 import { AirflowSchema, compileAirflow, type KpoPodSelection } from './airflow.ts';
 
@@ -13,8 +13,8 @@ export interface Policy {
   /** Requests no rule sees at all (kube-system, podgate's own namespace). */
   readonly exclude: Matcher | undefined;
   readonly rules: readonly CompiledRule[];
-  /** Per webhook, in policy order, the rules with logic for it: what decide() walks for every review. */
-  readonly steps: Readonly<Record<Phase, readonly RuleStep[]>>;
+  /** Per webhook (and for audits), in policy order, the rules with logic for it: what decide() walks for every review. */
+  readonly steps: Readonly<Record<Stage, readonly RuleStep[]>>;
   /** Every watch some rule reads: the server keeps these running. */
   readonly watches: ReadonlySet<WatchName>;
   /** Which pods the kpoPods watch lists and what it keeps of them (from the airflow section). */
@@ -31,9 +31,9 @@ export interface RuleStep {
 }
 
 /** Resolved once per policy load, so a review does not look up each rule's logic, kinds and operations again. */
-function stepsFor(phase: Phase, rules: readonly CompiledRule[]): readonly RuleStep[] {
+function stepsFor(stage: Stage, rules: readonly CompiledRule[]): readonly RuleStep[] {
   return rules.flatMap((rule) => {
-    const logic = rule.logic[phase];
+    const logic = rule.logic[stage];
     if (!logic) return [];
     const scoped = typeof logic === 'function' ? { evaluate: logic } : logic;
     const kinds = scoped.kinds ?? rule.logic.kinds;
@@ -118,7 +118,7 @@ export function policyCompiler(registry: readonly RuleKind[]): (document: unknow
     });
     if (problems.length > 0) return { ok: false, problems };
     const watches = new Set(rules.flatMap((rule) => rule.logic.watches ?? []));
-    const steps = { mutate: stepsFor('mutate', rules), validate: stepsFor('validate', rules) };
+    const steps = { mutate: stepsFor('mutate', rules), validate: stepsFor('validate', rules), audit: stepsFor('audit', rules) };
     const kpoPodSelection = context.airflow?.kpoPodSelection;
     return { ok: true, policy: { exclude: document.exclude ? compileMatch(document.exclude) : undefined, rules, steps, watches, kpoPodSelection } };
   };

@@ -9,6 +9,14 @@ import type { ReviewedKind } from './workload.ts';
 import { compileMatch, matchProblems, MatchSchema, type Matcher } from './match.ts';
 
 export type Phase = 'mutate' | 'validate';
+/**
+ * What a rule can be asked to judge: a review of one of the two webhooks, or an object
+ * that already exists (`podgate audit`, and the server's background audit). An audit
+ * replays a live object as a CREATE by nobody in particular: who created it is not
+ * recorded on the object, so a rule whose findings turn on the requester's identity has
+ * no audit logic, or one of its own that reads what the object says.
+ */
+export type Stage = Phase | 'audit';
 
 /**
  * The one vocabulary of what a finding does: deny rejects, warn admits with a warning
@@ -119,6 +127,12 @@ export interface RuleLogic {
   readonly subresources?: readonly string[];
   readonly mutate?: Evaluate | PhaseLogic;
   readonly validate?: Evaluate | PhaseLogic;
+  /**
+   * How it judges an object already in the cluster, replayed as a CREATE by an identity of
+   * no environment (see Stage); left out, the rule is not audited. Rules that judge the
+   * object alone give their validating logic; the cluster state is the audit's lists.
+   */
+  readonly audit?: Evaluate | PhaseLogic;
 }
 
 /**

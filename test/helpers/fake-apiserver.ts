@@ -63,6 +63,10 @@ export class FakeApiServer {
   down = false;
   /** Accept requests and never answer them (a hung API server, or one behind a black hole that accepts). */
   silent = false;
+  /** Collection paths whose lists are refused 403, as RBAC refuses them. */
+  readonly forbidden = new Set<string>();
+  /** Continue tokens answered 410 Gone once (an expired list), with the token the API server offers to go on inconsistently. */
+  readonly expiredContinue = new Map<string, string | undefined>();
 
   async start(): Promise<string> {
     this.#server.on('connection', (socket: Socket) => {
@@ -154,6 +158,12 @@ export class FakeApiServer {
     if (req.headers.authorization !== `Bearer ${this.token}`) { this.#status(res, 401, 'Unauthorized'); return; }
     if (this.down) { this.#status(res, 503, 'ServiceUnavailable'); return; }
     if (this.silent) return;
+    if (this.forbidden.has(url.pathname)) {
+      const resource = url.pathname.split('/').at(-1) ?? '';
+      const group = url.pathname.startsWith('/apis/') ? (url.pathname.split('/')[2] ?? '') : '';
+      this.#status(res, 403, 'Forbidden', `${resource}${group ? `.${group}` : ''} is forbidden: User "system:serviceaccount:podgate:podgate" cannot list resource "${resource}" in API group "${group}" at the cluster scope`);
+      return;
+    }
     const collection = this.#collection(url.pathname);
     const selector = url.searchParams.get('labelSelector');
     if (url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true') {
@@ -171,11 +181,29 @@ export class FakeApiServer {
     }
     const items = [...collection.values()].filter((object) => selectorMatches(selector, object.metadata.labels)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     const limit = Number(url.searchParams.get('limit') ?? '0') || items.length;
-    const start = Number(url.searchParams.get('continue') ?? '0');
+    const token = url.searchParams.get('continue') ?? '';
+    if (this.expiredContinue.has(token)) {
+      const next = this.expiredContinue.get(token);
+      this.expiredContinue.delete(token);
+      res.writeHead(410, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: next === undefined ? {} : { continue: next }, status: 'Failure', code: 410, reason: 'Expired', message: 'The provided continue parameter is too old to display a consistent list result.' }));
+      return;
+    }
+    const start = Number(token || '0');
     const page = items.slice(start, start + limit);
     const next = start + limit < items.length ? String(start + limit) : undefined;
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ kind: 'PartialObjectMetadataList', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(this.#rv), ...(next ? { continue: next } : {}) }, items: page.map((o) => ({ metadata: o.metadata })) }));
+    // Metadata only when asked for it (the watches); whole objects otherwise (an audit), without apiVersion and kind as a real list's items.
+    const metadataOnly = req.headers.accept?.includes('as=PartialObjectMetadataList') === true;
+    const listMeta = { resourceVersion: String(this.#rv), ...(next ? { continue: next } : {}) };
+    const shaped = page.map((o) => {
+      if (metadataOnly) return { metadata: o.metadata };
+      const item: Record<string, unknown> = { ...o };
+      delete item['apiVersion'];
+      delete item['kind'];
+      return item;
+    });
+    res.end(JSON.stringify({ kind: metadataOnly ? 'PartialObjectMetadataList' : 'List', apiVersion: metadataOnly ? 'meta.k8s.io/v1' : 'v1', metadata: listMeta, items: shaped }));
   }
 
   #status(res: ServerResponse, code: number, reason: string, message = reason): void {

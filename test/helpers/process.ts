@@ -52,8 +52,8 @@ export function startProcess(args: readonly string[], cwd: string, env: NodeJS.P
 }
 
 /** Runs a podgate command to completion and returns its exit code and output. */
-export function runCommand(args: readonly string[], cwd: string, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: isolatedEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+export function runCommand(args: readonly string[], cwd: string, input?: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: { ...isolatedEnv(), ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

@@ -58,6 +58,7 @@ export const gracePeriodFloor = defineRuleKind({
   kind: 'gracePeriodFloor',
   schema,
   build(config) {
-    return { kinds: WORKLOAD_KINDS, validate: (input) => evaluate(config, input) };
+    const judge = (input: RuleInput) => evaluate(config, input);
+    return { kinds: WORKLOAD_KINDS, validate: judge, audit: judge };
   },
 });

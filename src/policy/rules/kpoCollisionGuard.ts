@@ -165,6 +165,8 @@ export const kpoCollisionGuard = defineRuleKind({
     if (airflow === undefined) return missingAirflow('kpoCollisionGuard');
     // Pod CREATEs, and UPDATEs that change a label a lookup selects on.
     const unsynced: Check = { name: 'whileUnsynced', action: config.whileUnsynced ?? 'warn' };
-    return { kinds: ['Pod'], operations: ['CREATE', 'UPDATE'], watches: ['kpoPods'], validate: (input) => validate(unsynced, airflow, input) };
+    // An audit replays each live KPO pod as a CREATE by no environment: the pod's own label says whose it is, and the other live pods are the index.
+    const judge = (input: RuleInput) => validate(unsynced, airflow, input);
+    return { kinds: ['Pod'], operations: ['CREATE', 'UPDATE'], watches: ['kpoPods'], validate: judge, audit: judge };
   },
 });

@@ -144,6 +144,46 @@ function validateClaims(config: Config, airflow: Airflow, { request, object }: R
   return claimCheck(airflow, labels, environment, request.userInfo.username ?? '(no username)') ?? pass();
 }
 
+/**
+ * The audit's half, for a live KPO pod, whose creator the object does not record: what its
+ * labels say. A pod without the environment label was created before podgate labelled pods
+ * or while its mutating webhook failed open; one whose label podgate added (its
+ * injected-labels annotation lists it) comes from an operator whose lookups are not scoped.
+ */
+function auditLivePod(checks: Checks, airflow: Airflow, environments: ReadonlySet<string>, { object }: RuleInput): RuleResult {
+  const labels = stringMapAt(object, 'metadata', 'labels');
+  if (!airflow.isKpoPod(labels)) return skip();
+  const claimed = labels.get(airflow.environmentKey);
+  if (claimed === undefined) {
+    return fail(
+      [`it has no ${airflow.environmentKey} label (it was created before podgate labelled KubernetesPodOperator pods, or while podgate's mutating webhook failed open), so no one can tell which Airflow installation's it is and it collides with every environment's pods of the same task`],
+      "It goes when its task ends; if new pods keep arriving unlabelled, look at podgate's mutating webhook (the API server's webhook metrics, podgate_admission_requests_total).",
+    );
+  }
+  if (!environments.has(claimed)) {
+    return fail(
+      [`label ${airflow.environmentKey}="${claimed}" names no environment in the policy (${listed(environments)})`],
+      `Add environment ${claimed} to airflow.environments in podgate's policy, or find out who labels pods so.`,
+    );
+  }
+  const claimedCluster = labels.get(airflow.clusterIdKey);
+  if (claimedCluster !== undefined && claimedCluster !== airflow.clusterId) {
+    return fail([`label ${airflow.clusterIdKey}="${claimedCluster}" names another cluster; this is cluster ${airflow.clusterId}`], `Set ${airflow.clusterIdKey} to "${airflow.clusterId}" in the operator's labels, or remove it and let podgate set it.`);
+  }
+  if (!injectedKeys(airflow, object).has(airflow.environmentKey)) return pass();
+  return fail(
+    [`environment ${claimed}'s operator does not set ${airflow.environmentKey} in its labels (podgate added it to this pod), so KubernetesPodOperator's lookups of this task's pod are not scoped to environment ${claimed}`],
+    `Add ${airflow.environmentKey}: "${claimed}" to the operator's labels in environment ${claimed} (the podgate_airflow cluster policy does it for every task), so another environment running the same DAG never finds or deletes its pods.`,
+    { check: checks.scopedLookups },
+  );
+}
+
+/** At most five names, then how many more: a message does not grow with the policy. */
+function listed(names: ReadonlySet<string>): string {
+  const all = [...names];
+  return all.length > 5 ? `${all.slice(0, 5).join(', ')} and ${all.length - 5} more` : all.join(', ');
+}
+
 function templateLabelsChange(request: RuleInput['request'], podPath: readonly string[]): boolean {
   if (request.operation === 'CREATE') return true;
   return request.operation === 'UPDATE' && !jsonEqual(at(request.object, ...podPath, 'metadata', 'labels'), at(request.oldObject, ...podPath, 'metadata', 'labels'));
@@ -157,12 +197,15 @@ export const kpoEnvironment = defineRuleKind({
     const labelProblem = config.unknownCreatorLabel === undefined ? undefined : labelValueProblem(config.unknownCreatorLabel, ['unknownCreatorLabel']);
     if (labelProblem) return { problems: [labelProblem] };
     const checks = checksOf(config);
+    // The values a live pod's environment label may have: an environment's, or the one given to pods of unknown creators.
+    const known: ReadonlySet<string> = new Set([...airflow.environments, ...(config.unknownCreatorLabel === undefined ? [] : [config.unknownCreatorLabel])]);
     // Labels Pods on CREATE (patching a controller's template would fight `helm upgrade`); judges the claims of Pods and of the controllers that stamp them out.
     return {
       kinds: WORKLOAD_KINDS,
       operations: ['CREATE', 'UPDATE'],
       mutate: { kinds: ['Pod'], operations: ['CREATE'], evaluate: (input) => mutate(config, checks, airflow, input) },
       validate: (input) => validateClaims(config, airflow, input),
+      audit: { kinds: ['Pod'], operations: ['CREATE'], evaluate: (input) => auditLivePod(checks, airflow, known, input) },
     };
   },
 });

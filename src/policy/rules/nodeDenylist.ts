@@ -348,6 +348,7 @@ export const nodeDenylist = defineRuleKind({
       kinds: WORKLOAD_KINDS,
       watches: ['nodes'],
       validate: (input) => validate(config, denylist, input),
+      audit: (input) => validate(config, denylist, input),
       ...(config.steer ? { mutate: (input: RuleInput) => mutate(config, denylist, input) } : {}),
     };
   },

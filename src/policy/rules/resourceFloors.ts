@@ -126,6 +126,7 @@ export const resourceFloors = defineRuleKind({
     const { floors, problems } = parseFloors(config);
     if (problems.length > 0) return { problems };
     const selects = globMatcher(config.containers ?? ['*']); // compiled once, not per request
-    return { kinds: WORKLOAD_KINDS, validate: (input) => evaluate(config, floors, selects, input) };
+    const judge = (input: RuleInput) => evaluate(config, floors, selects, input);
+    return { kinds: WORKLOAD_KINDS, validate: judge, audit: judge };
   },
 });
