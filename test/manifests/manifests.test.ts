@@ -16,6 +16,7 @@ import { parseServeArgs } from '../../src/cli/serve.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
 import { parseQuantity, quantityValue } from '../../src/policy/quantity.ts';
 import { validatePolicyText } from '../../src/config/validate.ts';
+import { auditedCollections } from '../../src/kube/audit.ts';
 
 type Json = Record<string, unknown>;
 
@@ -275,4 +276,18 @@ t.test('the webhook registrations send podgate every kind, operation and subreso
       }
     }
   }
+});
+
+t.test('the audit ClusterRole lets `podgate audit` list what the sample policy audits, and nothing more than list', async (t) => {
+  const loaded = validatePolicyText(await readFile(join(BASE, 'podgate.yaml'), 'utf8'), 'podgate.yaml', compilePolicy);
+  if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+  const role = new ClusterRole(parse(await readFile(join(ROOT, 'manifests/components/audit/clusterrole.yaml'), 'utf8')) as Json);
+  role.validate();
+  const granted = new Set((role.rules ?? []).flatMap((rule) => (rule.apiGroups ?? []).flatMap((group) => (rule.resources ?? []).map((resource) => `${group}/${resource}`))));
+  const needed = auditedCollections(loaded.policy).map((c) => `${c.group}/${c.resource}`);
+  t.ok(needed.length >= 8, `the sample policy audits ${needed.join(', ')}`);
+  t.same(needed.filter((resource) => !granted.has(resource)), [], 'every collection the audit lists is granted');
+  t.same([...new Set((role.rules ?? []).flatMap((rule) => rule.verbs))], ['list'], 'list only: no get, watch or write');
+  const kustomization = parse(await readFile(join(ROOT, 'manifests/components/audit/kustomization.yaml'), 'utf8')) as { kind: string; resources: string[] };
+  t.same([kustomization.kind, kustomization.resources], ['Component', ['clusterrole.yaml']]);
 });

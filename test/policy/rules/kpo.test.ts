@@ -1,5 +1,6 @@
 import t from 'tap';
 import jsonpatch from 'fast-json-patch';
+import { auditObject } from '../../../src/engine/audit.ts';
 import { decide } from '../../../src/engine/decide.ts';
 import { EMPTY_CLUSTER, type ClusterState, type KpoPod } from '../../../src/policy/cluster.ts';
 import { staticKpoPods } from '../../../src/kube/kpoIndex.ts';
@@ -360,4 +361,28 @@ t.test('the collision guard looks both ways, on UPDATEs too, and for creators of
 
   const nobody = { username: 'system:serviceaccount:team-x:default', groups: ['system:serviceaccounts'] };
   t.match(decide('validate', makeRequest(makeKpoPod({ suffix: 'nobody01' }), nobody), p, cluster(productionUnscoped)).denial?.message, /also matches live pod .* of environment production.*Pause the DAG in one environment, or create KubernetesPodOperator pods with an identity of one of airflow\.environments\.$/, 'a creator of no environment, without a label, is checked against every environment');
+});
+
+t.test('the audit stage: a live KPO pod is judged by what its labels say, not by who created it', async (t) => {
+  const live = (labels: Record<string, string>, annotations?: Record<string, string>) => {
+    const pod = makeKpoPod();
+    const metadata = pod['metadata'] as Json;
+    return { ...pod, metadata: { ...metadata, uid: 'u1', labels: { ...labelsOf(pod), ...labels }, ...(annotations ? { annotations } : {}) } };
+  };
+  const own = { 'podgate.io/environment': 'alpha', 'podgate.io/cluster-id': 'gke-shared-1' };
+  const messages = (pod: Json, extra: Json = {}) => auditObject(policy([labelRule(extra)]), EMPTY_CLUSTER, pod).map((f) => `${f.action}${f.check ? `/${f.check}` : ''}: ${f.message}`);
+
+  t.same(messages(live(own)), [], 'labelled by its own operator: nothing to say');
+  t.same(messages(live({})), [
+    "deny: Pod airflow/export-action-log-4devg7t1: it has no podgate.io/environment label (it was created before podgate labelled KubernetesPodOperator pods, or while podgate's mutating webhook failed open), so no one can tell which Airflow installation's it is and it collides with every environment's pods of the same task (rule environment-labels). It goes when its task ends; if new pods keep arriving unlabelled, look at podgate's mutating webhook (the API server's webhook metrics, podgate_admission_requests_total).",
+  ]);
+  t.match(messages(live({ 'podgate.io/environment': 'staging' })), [/^deny: .*label podgate\.io\/environment="staging" names no environment in the policy \(production, alpha\)/]);
+  t.same(messages(live({ 'podgate.io/environment': 'unknown' }), { unknownCreatorLabel: 'unknown' }), [], 'the label podgate gives pods of unknown creators is known');
+  t.match(messages(live({ ...own, 'podgate.io/cluster-id': 'eks-2' })), [/^deny: .*label podgate\.io\/cluster-id="eks-2" names another cluster; this is cluster gke-shared-1/]);
+  const injected = live(own, { 'podgate.io/injected-labels': 'podgate.io/environment,podgate.io/cluster-id' });
+  t.match(messages(injected), [/^warn\/scopedLookups: .*environment alpha's operator does not set podgate\.io\/environment in its labels \(podgate added it to this pod\)/], 'the check takes its own action');
+  t.same(messages(injected, { scopedLookups: 'admit' }), [], 'a check set to admit is not reported');
+  const controller = makeController('Deployment', 'kpo-like', { labels: kpoLabels() });
+  t.same(auditObject(policy([labelRule()]), EMPTY_CLUSTER, controller), [], 'only live pods: a controller stamps pods that are judged themselves');
+  t.same(auditObject(policy([ownershipRule]), EMPTY_CLUSTER, live({})), [], 'kpoOwnership judges requests by their identity alone: it has no audit logic');
 });
