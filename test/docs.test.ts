@@ -1,5 +1,6 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
 import { compilePolicy, RULE_KINDS } from '../src/policy/registry.ts';
 import { readPolicyFile } from '../src/config/load.ts';
 import { DEFAULT_POLICY_PATH } from '../src/cli/serve.ts';
@@ -39,4 +40,20 @@ t.test("the README's Verify step: the object it applies is refused with the mess
   const result = simulate(sample.policy, EMPTY_CLUSTER, object, { username: 'kubernetes-admin', groups: ['system:masters'], extra: {} });
   t.equal(result.admitted, false, `${path} is refused`);
   t.ok(result.messages[0]?.startsWith(`${quoted[1] ?? ''} ${quoted[2] ?? ''}`), `with the message the README quotes: ${result.messages[0] ?? ''}`);
+});
+
+t.test("the rollout's stage-1 policy is the sample policy with every rule reporting instead of refusing", async (t) => {
+  const stagePath = new URL('../examples/rollout/podgate-stage1-audit.yaml', import.meta.url).pathname;
+  const [stage, sample] = await Promise.all([readPolicyFile(stagePath, compilePolicy), readPolicyFile(DEFAULT_POLICY_PATH, compilePolicy)]);
+  if (!stage.ok || !sample.ok) throw new Error('a policy does not load');
+  t.ok(readme.includes('examples/rollout/podgate-stage1-audit.yaml'), 'the README names it');
+  const levels = new Set(['action', 'scopedLookups', 'unknownCreator', 'whileUnsynced']);
+  const shape = async (path: string) => ((parse(await readFile(path, 'utf8')) as { rules: Record<string, unknown>[] }).rules).map((rule) => Object.fromEntries(Object.entries(rule).filter(([key]) => !levels.has(key))));
+  t.same(await shape(stagePath), await shape(DEFAULT_POLICY_PATH), 'the same rules, selectors and floors: only how loudly they speak differs');
+  t.same(stage.policy.rules.map((rule) => rule.action), ['audit', 'audit', 'audit', 'audit', 'deny', 'warn', 'audit', 'audit'], 'nothing denies (podMetadata only adds metadata; kpoEnvironment warns, so its labels are applied)');
+  const [object] = await readObjects([new URL('../examples/policy-test/resources/api-server-too-small.yaml', import.meta.url).pathname], () => Promise.reject(new Error('no stdin')));
+  if (object === undefined) throw new Error('no object');
+  const admin = { username: 'kubernetes-admin', groups: ['system:masters'], extra: {} };
+  t.equal(simulate(sample.policy, EMPTY_CLUSTER, object, admin).admitted, false, 'the sample policy refuses the too-small api-server');
+  t.equal(simulate(stage.policy, EMPTY_CLUSTER, object, admin).admitted, true, 'stage 1 admits it and only reports it');
 });
