@@ -7,6 +7,7 @@ import { loadAndWatchPolicy } from '../config/load.ts';
 import { PolicyStore } from '../config/store.ts';
 import { connectToCluster } from '../kube/connect.ts';
 import { ClusterWatches } from '../kube/watches.ts';
+import { startBackgroundAudit } from '../kube/audit.ts';
 import { compilePolicy } from '../policy/registry.ts';
 import { buildApp, buildOpsApp, DEFAULT_BODY_LIMIT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_EVENT_LOOP_DELAY_MS, DEFAULT_MAX_INFLIGHT_BYTES } from '../server/app.ts';
 import { Metrics } from '../server/metrics.ts';
@@ -53,6 +54,9 @@ Options:
                           load shedding: while the event loop lags more than this,
                           answer admission requests 503 at once (default ${DEFAULT_MAX_EVENT_LOOP_DELAY_MS}; 0: off)
   --log-format <fmt>      json or pretty (default: pretty on a terminal, else json)
+  --audit-interval <s>    audit the cluster in the background every <s> seconds, as
+                          podgate audit does, into the podgate_audit_* metrics (default
+                          0: off; needs the ClusterRole of manifests/components/audit)
 
 Environment:
   LOG_LEVEL               info (default): decisions that did something, and events;
@@ -79,6 +83,8 @@ interface ServeOptions {
   readonly pretty: boolean | undefined;
   readonly kubeconfig: string | undefined;
   readonly offline: boolean;
+  /** Seconds between background audits; 0: none. */
+  readonly auditIntervalSeconds: number;
 }
 
 function wholeNumber(name: string, raw: string | undefined, fallback: number, min = 1): number {
@@ -109,6 +115,7 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
       'shutdown-timeout': { type: 'string' },
       'max-event-loop-delay': { type: 'string' },
       'log-format': { type: 'string' },
+      'audit-interval': { type: 'string' },
     },
   });
   if (values.help) return 'help';
@@ -138,6 +145,7 @@ export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
     pretty: format === undefined ? undefined : format === 'pretty',
     kubeconfig: values.kubeconfig,
     offline: values.offline ?? false,
+    auditIntervalSeconds: wholeNumber('audit-interval', values['audit-interval'], 0, 0),
   };
 }
 
@@ -209,6 +217,25 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
     maxConnections: options.maxConnections,
     onAdmitted: (request) => { watches.admitted(request); },
   });
+  const audits = options.auditIntervalSeconds > 0 && connection.mode !== 'offline' ? startBackgroundAudit({
+    client: connection.client,
+    intervalMs: options.auditIntervalSeconds * 1000,
+    policy: () => store.current,
+    cluster: () => watches.state,
+    ready: () => currentReadiness().ready,
+    onResult: (audit, seconds) => {
+      const policy = store.current;
+      // Every auditing rule of the policy, 0 where it found nothing: a dashboard sees drift go down, not a series vanish.
+      const rules = (policy?.steps.audit ?? []).map(({ rule }) => audit.rules.get(rule.name) ?? { rule: rule.name, ruleKind: rule.kind, action: rule.action, count: 0 });
+      metrics.auditCompleted(rules, new Date(), seconds);
+      log.info({ objects: Object.fromEntries(audit.objects), findings: Object.fromEntries([...audit.rules].map(([name, tally]) => [name, tally.count])), seconds: Math.round(seconds * 1000) / 1000 }, 'background audit done');
+    },
+    onFailure: (error) => {
+      metrics.auditFailed();
+      log.error({ err: error instanceof Error ? error.message : String(error) }, 'background audit failed; the last results stay in the metrics');
+    },
+  }) : undefined;
+  if (options.auditIntervalSeconds > 0 && connection.mode === 'offline') log.warn({ cluster: connection.detail }, '--audit-interval given, but there is no cluster to audit');
   const ops = buildOpsApp({ logger: log, metrics, readiness: currentReadiness, tls: certificate.material });
   let host = options.host;
   try {
@@ -221,6 +248,7 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
     log.flush();
     policyWatch.close();
     watches.stop();
+    audits?.stop();
     await Promise.allSettled([app.close(), ops.close()]);
     io.err(`podgate: ${message}\n`);
     return 1;
@@ -245,6 +273,7 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
       policyWatch.close();
       for (const watch of tlsWatches) watch.close();
       watches.stop();
+      audits?.stop();
       Promise.all([app.close(), ops.close()]).then(
         () => {
           clearTimeout(force);

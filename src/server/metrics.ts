@@ -78,6 +78,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly #auditViolations = new Gauge({
+    name: 'podgate_audit_violations',
+    help: 'What the last background audit found in the cluster, per rule (with the rule kind and the action the webhook takes). Absent until an audit has run; only with --audit-interval.',
+    labelNames: ['rule', 'rule_kind', 'action'] as const,
+    registers: [this.registry],
+  });
+  readonly #auditRuns = new Counter({
+    name: 'podgate_audit_runs_total',
+    help: 'Background audits, by result (success, failure: the cluster could not be listed; see the log).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly #auditLastSuccess = new Gauge({
+    name: 'podgate_audit_last_success_timestamp_seconds',
+    help: 'When the last background audit that listed the whole cluster ended (Unix time).',
+    registers: [this.registry],
+  });
+  readonly #auditSeconds = new Gauge({
+    name: 'podgate_audit_duration_seconds',
+    help: 'How long the last background audit took.',
+    registers: [this.registry],
+  });
+
   constructor(watches: () => Readonly<Record<string, WatchGaugeSource | undefined>> = () => ({}), ready: () => boolean = () => true) {
     collectDefaultMetrics({ register: this.registry, prefix: 'podgate_' });
     // Readiness as a series: a replica that is up (scraped) but not ready gets no reviews, and alerts should say so.
@@ -150,6 +173,19 @@ export class Metrics {
 
   rejected(reason: 'bad_request' | 'too_large' | 'no_policy' | 'overloaded'): void {
     this.#rejected.inc({ reason });
+  }
+
+  /** A background audit listed the cluster: its findings replace the last one's (a rule that found nothing goes to 0). */
+  auditCompleted(rules: Iterable<{ readonly rule: string; readonly ruleKind: string; readonly action: string; readonly count: number }>, at: Date, seconds: number): void {
+    this.#auditViolations.reset();
+    for (const { rule, ruleKind, action, count } of rules) this.#auditViolations.set({ rule, rule_kind: ruleKind, action }, count);
+    this.#auditRuns.inc({ result: 'success' });
+    this.#auditLastSuccess.set(at.getTime() / 1000);
+    this.#auditSeconds.set(seconds);
+  }
+
+  auditFailed(): void {
+    this.#auditRuns.inc({ result: 'failure' });
   }
 
   policyLoaded(at: Date): void {

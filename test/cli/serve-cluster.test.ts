@@ -1,6 +1,7 @@
 import t from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { call } from '../helpers/https.ts';
 import { startProcess } from '../helpers/process.ts';
 import { FakeApiServer } from '../helpers/fake-apiserver.ts';
@@ -71,4 +72,38 @@ t.test('the node watch (in-cluster service account): readiness follows it, and a
   api.down = false;
   api.modify(NODES, node('gke-pool-1-flaky-7x2k'));
   await waitFor('the watch to recover and see the node released', async () => (await verdict()).allowed, 20_000);
+});
+
+t.test('--audit-interval: the server audits the cluster in the background and exports what it finds per rule, following drift', async (t) => {
+  const apiCerts = await generateCertificates({ hosts: ['127.0.0.1'] });
+  const api = new FakeApiServer({ cert: apiCerts.cert, key: apiCerts.key });
+  const server = new URL(await api.start());
+  t.teardown(() => api.close());
+  const deployment = parse(await readFile(new URL('../../examples/policy-test/resources/api-server-too-small.yaml', import.meta.url), 'utf8')) as Parameters<FakeApiServer['add']>[1];
+  api.add('/apis/apps/v1/deployments', deployment);
+  api.add(NODES, node('gke-pool-1-good-a1b2'));
+  const cwd = t.testdir({ serviceaccount: { token: 'test-token\n' } });
+  await writeFile(join(cwd, 'serviceaccount', 'ca.crt'), apiCerts.caCert);
+  const podgate = await startProcess(['--audit-interval', '1'], cwd, { KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port, PODGATE_SERVICEACCOUNT_DIR: join(cwd, 'serviceaccount') });
+  t.teardown(() => podgate.child.kill('SIGTERM'));
+  const ca = await readFile(join(cwd, 'certs', 'ca.crt'), 'utf8');
+  const metrics = async () => (await call(`https://localhost:${podgate.metricsPort}/metrics`, { ca })).text;
+  const series = (text: string, rule: string) => new RegExp(`^podgate_audit_violations\\{rule="${rule}",rule_kind="[a-zA-Z]+",action="[a-z]+"\\} (\\d+)$`, 'm').exec(text)?.[1];
+
+  await waitFor('a first audit', async () => series(await metrics(), 'api-server-floors') === '1', 20_000);
+  const first = await metrics();
+  t.match(first, /^podgate_audit_violations\{rule="api-server-floors",rule_kind="resourceFloors",action="deny"\} 1$/m, 'the too-small api-server Deployment, by rule');
+  t.equal(series(first, 'celery-worker-grace'), '0', 'a rule that found nothing reads 0, not absent');
+  t.match(first, /^podgate_audit_runs_total\{result="success"\} [1-9]/m);
+  t.match(first, /^podgate_audit_last_success_timestamp_seconds \d{10}/m);
+  await waitFor('each audit is logged', () => Promise.resolve(podgate.lines.some((line) => line['msg'] === 'background audit done')), 10_000);
+  const deployments = api.requests.filter((r) => r.path === '/apis/apps/v1/deployments');
+  t.ok(deployments.length > 0 && deployments.every((r) => r.query.get('limit') === '50'), 'small pages in the server');
+
+  api.remove('/apis/apps/v1/deployments', deployment);
+  await waitFor('the next audit sees the fix', async () => series(await metrics(), 'api-server-floors') === '0', 20_000);
+  api.forbidden.add('/apis/apps/v1/deployments');
+  await waitFor('a failed audit is counted', async () => /^podgate_audit_runs_total\{result="failure"\} [1-9]/m.test(await metrics()), 20_000);
+  await waitFor('the failure is logged with its reason', () => Promise.resolve(podgate.lines.some((line) => String(line['msg']).startsWith('background audit failed') && String(line['err']).includes('is forbidden'))), 10_000);
+  t.equal(series(await metrics(), 'api-server-floors'), '0', 'the last results stay');
 });
