@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { readPolicyFile } from '../config/load.ts';
-import type { AuditFinding, RuleTally } from '../engine/audit.ts';
+import type { AuditFinding } from '../engine/audit.ts';
+import type { Action } from '../policy/rule.ts';
 import { auditCluster, DEFAULT_AUDIT_PAGE_SIZE, type ClusterAudit } from '../kube/audit.ts';
 import { connectToCluster } from '../kube/connect.ts';
 import { ListError } from '../kube/lister.ts';
@@ -41,6 +42,8 @@ Example:
 
 type Format = 'text' | 'json' | 'policyreport';
 const FORMATS: readonly Format[] = ['text', 'json', 'policyreport'];
+/** Results per PolicyReport at most: a namespace with more gets several (podgate-audit, podgate-audit-2, …), each well inside etcd's 1.5 MiB object limit. */
+const RESULTS_PER_REPORT = 1000;
 
 function isFormat(value: string): value is Format {
   return (FORMATS as readonly string[]).includes(value);
@@ -136,23 +139,37 @@ function progressLine(io: CommandIO): { update: (progress: { resource: string; o
   };
 }
 
-/** The findings of one rule, each object's controller chain folded into the topmost object the rule also found. */
+/**
+ * The findings of one rule, each object's controller chain folded into the topmost object the
+ * rule also found. Linear: each object's root is found once and remembered, and a chain that
+ * loops (the API server does not forbid cycles of ownerReferences) stops where it closes.
+ */
 function folded(findings: readonly AuditFinding[]): { finding: AuditFinding; controlled: number }[] {
   const byUid = new Map<string, AuditFinding>();
   for (const finding of findings) if (finding.object.uid !== undefined) byUid.set(finding.object.uid, finding);
-  const top = (finding: AuditFinding): AuditFinding => {
+  const roots = new Map<AuditFinding, AuditFinding>();
+  const rootOf = (finding: AuditFinding): AuditFinding => {
+    const path: AuditFinding[] = [];
+    const onPath = new Set<AuditFinding>();
     let current = finding;
-    // Bounded by the number of findings: a cycle of ownerReferences (which the API server does not prevent) cannot loop.
-    for (let steps = 0; steps < byUid.size; steps += 1) {
+    for (;;) {
+      const known = roots.get(current);
+      if (known !== undefined) {
+        current = known;
+        break;
+      }
+      path.push(current);
+      onPath.add(current);
       const owner = current.object.controller === undefined ? undefined : byUid.get(current.object.controller);
-      if (owner === undefined || owner === current) return current;
+      if (owner === undefined || onPath.has(owner)) break;
       current = owner;
     }
+    for (const step of path) roots.set(step, current);
     return current;
   };
   const groups = new Map<AuditFinding, number>();
   for (const finding of findings) {
-    const root = top(finding);
+    const root = rootOf(finding);
     groups.set(root, (groups.get(root) ?? 0) + (root === finding ? 0 : 1));
   }
   return [...groups].map(([finding, controlled]) => ({ finding, controlled }));
@@ -169,8 +186,8 @@ function textReport(cluster: string, policy: Policy, findings: readonly AuditFin
     byRule.set(finding.rule, list);
   }
   for (const [rule, list] of byRule) {
-    const tally = result.rules.get(rule);
-    lines.push('', `rule ${rule} (${tally?.ruleKind ?? ''}, ${actionWord(tally)}): ${list.length} finding(s)`);
+    const actions = [...new Set(list.map((finding) => actionWord(finding.action)))].join('; ');
+    lines.push('', `rule ${rule} (${list[0]?.ruleKind ?? ''}, ${actions}): ${list.length} finding(s)`);
     const groups = folded(list);
     const shown = show === 0 ? groups : groups.slice(0, show);
     for (const { finding, controlled } of shown) {
@@ -183,24 +200,21 @@ function textReport(cluster: string, policy: Policy, findings: readonly AuditFin
   return `${lines.join('\n')}\n`;
 }
 
-function actionWord(tally: RuleTally | undefined): string {
-  switch (tally?.action) {
+function actionWord(action: Action): string {
+  switch (action) {
     case 'deny':
       return 'the webhook denies these';
     case 'warn':
       return 'the webhook warns of these';
     case 'audit':
       return 'the webhook only logs these';
-    case undefined:
-      return '';
   }
 }
 
 /**
  * The findings as the Kubernetes Policy WG's PolicyReports (wgpolicyk8s.io/v1alpha2), which
- * Kyverno's and Kubewarden's tools already read: one per namespace with findings (reports are
- * namespaced objects, and one per namespace keeps each well inside etcd's object size), and a
- * ClusterPolicyReport for cluster-scoped objects. A finding the webhook would only warn of is
+ * Kyverno's and Kubewarden's tools already read: per namespace with findings (reports are
+ * namespaced), at most RESULTS_PER_REPORT results each, and a ClusterPolicyReport for cluster-scoped objects. A finding the webhook would only warn of is
  * `warn`; one it would deny or log is `fail`; a rule that threw is `error`.
  */
 function policyReports(findings: readonly AuditFinding[], result: ClusterAudit, now: Date): string {
@@ -211,7 +225,8 @@ function policyReports(findings: readonly AuditFinding[], result: ClusterAudit, 
     byNamespace.set(finding.object.namespace, list);
   }
   const timestamp = { seconds: Math.floor(now.getTime() / 1000), nanos: 0 };
-  const reports = [...byNamespace].map(([namespace, list]) => {
+  const chunks = [...byNamespace].flatMap(([namespace, list]) => Array.from({ length: Math.ceil(list.length / RESULTS_PER_REPORT) }, (_, i) => ({ namespace, index: i, list: list.slice(i * RESULTS_PER_REPORT, (i + 1) * RESULTS_PER_REPORT) })));
+  const reports = chunks.map(({ namespace, index, list }) => {
     const results = list.map((finding) => ({
       source: 'podgate',
       policy: 'podgate',
@@ -227,11 +242,11 @@ function policyReports(findings: readonly AuditFinding[], result: ClusterAudit, 
     return {
       apiVersion: 'wgpolicyk8s.io/v1alpha2',
       kind: namespace === '' ? 'ClusterPolicyReport' : 'PolicyReport',
-      metadata: { name: 'podgate-audit', ...(namespace === '' ? {} : { namespace }), labels: { 'app.kubernetes.io/managed-by': 'podgate' } },
+      metadata: { name: index === 0 ? 'podgate-audit' : `podgate-audit-${index + 1}`, ...(namespace === '' ? {} : { namespace }), labels: { 'app.kubernetes.io/managed-by': 'podgate' } },
       summary: { pass: 0, fail: count('fail'), warn: count('warn'), error: count('error'), skip: 0 },
       results,
     };
   });
   if (reports.length === 0) return `# podgate audit: nothing found in ${[...result.objects.values()].reduce((a, b) => a + b, 0)} objects\n`;
-  return reports.map((report) => stringify(report, { lineWidth: 0 })).join('---\n');
+  return reports.map((report) => stringify(report, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n');
 }

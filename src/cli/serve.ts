@@ -226,9 +226,11 @@ export async function serve(argv: readonly string[], io: CommandIO, env: NodeJS.
     onResult: (audit, seconds) => {
       const policy = store.current;
       // Every auditing rule of the policy, 0 where it found nothing: a dashboard sees drift go down, not a series vanish.
-      const rules = (policy?.steps.audit ?? []).map(({ rule }) => audit.rules.get(rule.name) ?? { rule: rule.name, ruleKind: rule.kind, action: rule.action, count: 0 });
+      const found = [...audit.rules.values()];
+      const silent = (policy?.steps.audit ?? []).filter(({ rule }) => !found.some((tally) => tally.rule === rule.name));
+      const rules = [...found, ...silent.map(({ rule }) => ({ rule: rule.name, ruleKind: rule.kind, action: rule.action, count: 0 }))];
       metrics.auditCompleted(rules, new Date(), seconds);
-      log.info({ objects: Object.fromEntries(audit.objects), findings: Object.fromEntries([...audit.rules].map(([name, tally]) => [name, tally.count])), seconds: Math.round(seconds * 1000) / 1000 }, 'background audit done');
+      log.info({ objects: Object.fromEntries(audit.objects), findings: found.map(({ rule, action, count }) => ({ rule, action, count })), seconds: Math.round(seconds * 1000) / 1000 }, 'background audit done');
     },
     onFailure: (error) => {
       metrics.auditFailed();

@@ -66,7 +66,7 @@ function describe(object: Record<string, unknown>): AuditedObject {
   };
 }
 
-/** Findings counted per rule: what the background audit exports, and every output's summary. */
+/** Findings counted per rule and action (a rule's named check may take another action than the rule): what the background audit exports. */
 export interface RuleTally {
   readonly rule: string;
   readonly ruleKind: string;
@@ -74,11 +74,12 @@ export interface RuleTally {
   count: number;
 }
 
-/** Adds findings to per-rule counts (a map kept by the caller, one entry per rule that found something). */
+/** Adds findings to the counts (a map kept by the caller, one entry per rule and action that found something). */
 export function tally(counts: Map<string, RuleTally>, findings: readonly AuditFinding[]): void {
   for (const finding of findings) {
-    const entry = counts.get(finding.rule);
-    if (entry === undefined) counts.set(finding.rule, { rule: finding.rule, ruleKind: finding.ruleKind, action: finding.action, count: 1 });
+    const key = `${finding.rule}\u0000${finding.action}`;
+    const entry = counts.get(key);
+    if (entry === undefined) counts.set(key, { rule: finding.rule, ruleKind: finding.ruleKind, action: finding.action, count: 1 });
     else entry.count += 1;
   }
 }

@@ -49,7 +49,7 @@ export interface ClusterAuditOptions {
 export interface ClusterAudit {
   /** Objects judged, per kind (`Deployment`, `Pod`). */
   readonly objects: ReadonlyMap<string, number>;
-  /** Findings per rule, for the rules that found something. */
+  /** Findings per rule and action, for the rules that found something. */
   readonly rules: ReadonlyMap<string, RuleTally>;
 }
 

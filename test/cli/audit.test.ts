@@ -196,3 +196,25 @@ t.test('the installed command: podgate audit --help and its exit status', async 
   t.equal(run.code, 1, run.stderr);
   t.match(run.stdout, /^rule api-server-floors /m);
 });
+
+t.test('a namespace with more findings than one report holds gets several; a cycle of ownerReferences folds and ends', async (t) => {
+  const api = new FakeApiServer();
+  const server = await api.start();
+  t.teardown(() => api.close());
+  const dir = t.testdir();
+  await writeFile(join(dir, 'kubeconfig'), kubeconfigFor(server));
+  api.add('/api/v1/nodes', { metadata: { name: 'bad', labels: { 'podgate.io/quarantine': 'true' } } });
+  for (let i = 0; i < 1001; i += 1) api.add('/api/v1/pods', pod('jobs', `pinned-${i}`, { spec: { nodeName: 'bad' } }));
+  // Two pods each naming the other as controller: the API server does not refuse it.
+  api.add('/api/v1/pods', pod('loop', 'a', { spec: { nodeName: 'bad' }, owner: 'uid-loop-b' }));
+  api.add('/api/v1/pods', pod('loop', 'b', { spec: { nodeName: 'bad' }, owner: 'uid-loop-a' }));
+  const env = { KUBECONFIG: join(dir, 'kubeconfig') };
+  const yaml = capture();
+  t.equal(await audit(['-o', 'policyreport', '--page-size', '500'], yaml.io, DEFAULT_POLICY_PATH, env), 1);
+  const reports = parseAllDocuments(yaml.stdout()).map((d) => d.toJS() as { metadata: { name: string; namespace: string }; results: unknown[] });
+  t.same(reports.filter((r) => r.metadata.namespace === 'jobs').map((r) => [r.metadata.name, r.results.length]), [['podgate-audit', 1000], ['podgate-audit-2', 1]]);
+  const text = capture();
+  t.equal(await audit(['--show', '0'], text.io, DEFAULT_POLICY_PATH, env), 1);
+  t.match(text.stdout(), /^ {2}Pod loop\/[ab]: .*\n {4}\(and 1 object\(s\) it controls, for the same reason\)$/m, 'the loop is folded, into the pod where it closes');
+  t.equal(text.stdout().match(/^ {2}Pod loop\//gm)?.length, 1, 'and listed once');
+});
