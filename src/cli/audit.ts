@@ -186,8 +186,7 @@ function textReport(cluster: string, policy: Policy, findings: readonly AuditFin
     byRule.set(finding.rule, list);
   }
   for (const [rule, list] of byRule) {
-    const actions = [...new Set(list.map((finding) => actionWord(finding.action)))].join('; ');
-    lines.push('', `rule ${rule} (${list[0]?.ruleKind ?? ''}, ${actions}): ${list.length} finding(s)`);
+    lines.push('', `rule ${rule} (${list[0]?.ruleKind ?? ''}, ${actionsWording(list)}): ${list.length} finding(s)`);
     const groups = folded(list);
     const shown = show === 0 ? groups : groups.slice(0, show);
     for (const { finding, controlled } of shown) {
@@ -200,14 +199,25 @@ function textReport(cluster: string, policy: Policy, findings: readonly AuditFin
   return `${lines.join('\n')}\n`;
 }
 
-function actionWord(action: Action): string {
+/** What the webhook does with a rule's findings: one phrase when they share an action, counts per action when a rule's named checks act differently. */
+function actionsWording(findings: readonly AuditFinding[]): string {
+  const counts = new Map<Action, number>();
+  for (const finding of findings) counts.set(finding.action, (counts.get(finding.action) ?? 0) + 1);
+  if (counts.size === 1) {
+    const [action] = counts.keys();
+    if (action !== undefined) return `the webhook ${actionVerb(action)} these`;
+  }
+  return `the webhook ${[...counts].map(([action, count]) => `${actionVerb(action)} ${count}`).join(' and ')}`;
+}
+
+function actionVerb(action: Action): string {
   switch (action) {
     case 'deny':
-      return 'the webhook denies these';
+      return 'denies';
     case 'warn':
-      return 'the webhook warns of these';
+      return 'warns of';
     case 'audit':
-      return 'the webhook only logs these';
+      return 'only logs';
   }
 }
 

@@ -84,6 +84,7 @@ t.test('podgate audit on a seeded cluster: every finding, grouped by rule, in th
   t.match(text, /^ {2}Pod airflow\/load-old-z3: it has no podgate\.io\/environment label/m, 'a KPO pod without the label');
   t.match(text, /^ {2}Pod airflow\/export-prod-x1: environment production's operator does not set podgate\.io\/environment in its labels/m, 'lookups not scoped');
   t.notMatch(text, /scoped-w4/, 'a pod its operator labelled has nothing to report');
+  t.match(text, /^rule environment-labels \(kpoEnvironment, the webhook warns of 2 and denies 1\): 3 finding\(s\)$/m, 'a rule whose checks act differently counts each action');
   t.match(text, /^rule kpo-collisions \(kpoCollisionGuard, the webhook denies these\): 2 finding\(s\)$/m, 'both pods of the task instance (the unlabelled pod is another task\'s)');
   t.match(text, /^ {2}Pod airflow\/export-prod-x1: the operator's lookup for this task \(dag_id=etl-daily, task_id=export, run_id=scheduled__2026-11-30T0000000000-[0-9a-f]+\) also matches live pod airflow\/export-alpha-y2 of environment alpha/m);
   t.notMatch(text, /web-\d+/, 'ordinary pods pass');
