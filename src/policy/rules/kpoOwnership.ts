@@ -1,4 +1,4 @@
-import { stringMapAt } from '../../lib/json.ts';
+import { quoted, stringAt, stringMapAt } from '../../lib/json.ts';
 import { missingAirflow, type Airflow } from '../airflow.ts';
 import { groupKind } from '../workload.ts';
 import { forEachChangedLabel } from '../selector.ts';
@@ -14,7 +14,8 @@ import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type Rule
  * carries the environment label: a pod cannot shed its owner by first hiding
  * (adding `airflow-worker`, removing `kubernetes_pod_operator`) and then being
  * relabelled, nor be made a KPO pod of another environment. Only exempt identities
- * may change or remove the environment label; on a pod that belongs to an
+ * may change or remove the environment label or podgate's injected-labels annotation
+ * (which labels podgate added: the collision check reads it); on a pod that belongs to an
  * environment, identities of no environment (controllers, admins) may change
  * anything but its labels.
  *
@@ -54,6 +55,11 @@ function validate(airflow: Airflow, input: RuleInput): RuleResult {
         hints.push(`The labels of a KubernetesPodOperator pod decide which task's lookup finds it; only environment ${owner}'s identities (or an exempt one) may change them.`);
       }
     }
+    const record = injectedRecordChange(airflow, request.oldObject, request.object);
+    if (record !== undefined) {
+      findings.push(record);
+      hints.push(`podgate lists in ${airflow.injectedKey} the labels it added itself, so the collision check knows which labels the operator's lookup selects on (editing it can hide a collision); only the identities exempted in the policy may change it.`);
+    }
   }
   if (owner !== undefined && actor !== undefined && actor !== owner) {
     const verb = request.operation === 'DELETE' ? 'delete' : 'modify';
@@ -90,6 +96,20 @@ function environmentLabelChange(airflow: Airflow, owner: string | undefined, nex
   if (next === owner) return undefined;
   if (next === undefined) return `the update removes its label ${airflow.environmentKey}="${owner ?? ''}"`;
   return owner === undefined ? `the update sets its label ${airflow.environmentKey} to "${next}"` : `the update changes its label ${airflow.environmentKey} from "${owner}" to "${next}"`;
+}
+
+/**
+ * The injected-labels annotation is podgate's record of which labels it added at CREATE (no
+ * webhook of podgate's writes it later): an edit that removes the environment key from it
+ * makes an unscoped environment's pod look scoped, and the collision check would then let
+ * another environment's pod of the same task in. Its owner may not edit it either.
+ */
+function injectedRecordChange(airflow: Airflow, before: unknown, after: unknown): string | undefined {
+  const was = stringAt(before, 'metadata', 'annotations', airflow.injectedKey);
+  const now = stringAt(after, 'metadata', 'annotations', airflow.injectedKey);
+  if (was === now) return undefined;
+  if (now === undefined) return `the update removes its annotation ${airflow.injectedKey} (it was ${quoted(was)})`;
+  return was === undefined ? `the update sets its annotation ${airflow.injectedKey} to ${quoted(now)}` : `the update changes its annotation ${airflow.injectedKey} from ${quoted(was)} to ${quoted(now)}`;
 }
 
 /** Keys whose value differs between the two label maps (added, removed or changed): the first three, then a count. */

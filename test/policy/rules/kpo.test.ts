@@ -335,6 +335,41 @@ t.test('an identity of no environment cannot wear an environment label; a contro
   t.equal(decide('mutate', makeRequest(job({}), PRODUCTION), p, EMPTY_CLUSTER).patch.length, 0, 'templates are never patched');
 });
 
+t.test("kpoOwnership: podgate's record of the labels it added is not the client's to edit, not even its owner's", async (t) => {
+  // Production's operator does not scope its lookups: podgate added the label and recorded so.
+  const { patched: productionPod } = admit(makeKpoPod({ suffix: 'prod0001' }), PRODUCTION, [labelRule()]);
+  const annotations = (pod: Json) => (pod['metadata'] as { annotations: Record<string, string> }).annotations;
+  t.equal(annotations(productionPod)['podgate.io/injected-labels'], 'podgate.io/environment,podgate.io/cluster-id', 'the record the attack would edit');
+  const edited = (change: (record: Record<string, string>) => void): Json => {
+    const copy = structuredClone(productionPod);
+    change(annotations(copy));
+    return copy;
+  };
+  const p = policy([ownershipRule]);
+  const update = (object: Json, who: typeof ALPHA) => decide('validate', makeRequest(object, { ...who, operation: 'UPDATE', oldObject: productionPod }), p, EMPTY_CLUSTER);
+
+  const claimScoped = edited((a) => { a['podgate.io/injected-labels'] = 'podgate.io/cluster-id'; });
+  t.equal(
+    update(claimScoped, PRODUCTION).denial?.message,
+    'Pod airflow/export-action-log-prod0001: the update changes its annotation podgate.io/injected-labels from "podgate.io/environment,podgate.io/cluster-id" to "podgate.io/cluster-id" (rule kpo-ownership). podgate lists in podgate.io/injected-labels the labels it added itself, so the collision check knows which labels the operator\'s lookup selects on (editing it can hide a collision); only the identities exempted in the policy may change it.',
+    'its own environment may not make its unscoped pod look scoped',
+  );
+  t.match(update(edited((a) => { delete a['podgate.io/injected-labels']; }), PRODUCTION).denial?.message, /the update removes its annotation podgate\.io\/injected-labels \(it was "podgate\.io\/environment,podgate\.io\/cluster-id"\)/, 'nor remove the record');
+  const nobody = { username: 'system:serviceaccount:team-x:default', groups: ['system:serviceaccounts'] };
+  t.equal(update(claimScoped, nobody).allowed, false, 'an identity of no environment may not either');
+  t.equal(update(edited((a) => { a['team'] = 'data'; }), PRODUCTION).allowed, true, 'other annotations stay the owner\'s to change');
+  t.equal(update(claimScoped, { username: 'kubernetes-admin', groups: ['system:masters'] }).allowed, true, 'exempt identities may');
+  const long = update(edited((a) => { a['podgate.io/injected-labels'] = 'x'.repeat(100_000); }), PRODUCTION).denial?.message ?? '';
+  t.ok(long.length < 700, `the message quotes a huge value cut short (${long.length} characters)`);
+
+  // What the edit would have bought: with the record intact, alpha's scoped pod of the same task is refused.
+  const collisions = policy([collisionRule]);
+  const alphaPod = makeKpoPod({ suffix: 'alpha001', operatorLabels: { 'podgate.io/environment': 'alpha' } });
+  const indexed = (pod: Json) => ({ ...EMPTY_CLUSTER, kpoPods: staticKpoPods([{ ...live(pod, {}), injectedLabels: (annotations(pod)['podgate.io/injected-labels'] ?? '').split(',').filter(Boolean) }]) });
+  t.equal(decide('validate', makeRequest(alphaPod, ALPHA), collisions, indexed(productionPod)).allowed, false, 'the true record: production\'s lookup would find alpha\'s pod');
+  t.equal(decide('validate', makeRequest(alphaPod, ALPHA), collisions, indexed(claimScoped)).allowed, true, 'the edited record would have hidden it, which is why the edit is refused');
+});
+
 t.test('the collision guard looks both ways, on UPDATEs too, and for creators of no environment', async (t) => {
   const p = policy([collisionRule]);
   const cached = (pod: Json, environment: string, injected: boolean): KpoPod => ({ ...live(pod, { 'podgate.io/environment': environment }), ...(injected ? { injectedLabels: ['podgate.io/environment'] } : {}) });
