@@ -98,9 +98,10 @@ const selectorHint = (fields: string) => `Change ${fields} so it admits a node t
 /**
  * Requirement checks one review may make against the node list (nodes × the
  * requirements tried on each). A real pod needs a few per node (a steered one a few
- * dozen: steering adds a NotIn per listed node to every term); 500,000 is about 50 ms
- * here (npm run bench, worst cases), and a pod that needs more is refused as too
- * complex to check rather than holding the event loop.
+ * dozen: steering adds a NotIn per listed node to every term); 500,000 is about 10-15 ms
+ * here when the terms are few, but 70-95 ms for 15,000 distinct terms (each check touches
+ * another requirement, and parsing the terms is not charged): npm run bench, worst cases.
+ * A pod that needs more is refused as too complex to check rather than holding the event loop.
  */
 const MATCH_LIMIT = 500_000;
 
