@@ -1,6 +1,7 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { compileFirstErrorValidator, formatPath, schemaProblems, StringEnum, type DocPath, type Problem } from '../lib/schema.ts';
 import { isRecord } from '../lib/json.ts';
+import { scanBody, type OversizedObject } from './oversized.ts';
 
 /**
  * The AdmissionReview envelope (admission.k8s.io/v1, and v1beta1 which has the
@@ -57,6 +58,40 @@ const isAdmissionReview = compileFirstErrorValidator(AdmissionReviewSchema);
 export type ParsedReview =
   | { readonly ok: true; readonly review: AdmissionReview }
   | { readonly ok: false; readonly error: string };
+
+/** A body read as podgate reads it: a review, and the object too large to walk if it has one. */
+export type ReadReview =
+  | { readonly ok: true; readonly review: AdmissionReview; readonly oversized: OversizedObject | undefined }
+  | { readonly ok: false; readonly error: string };
+
+/**
+ * A request body, from text to a checked review: the scan (oversized.ts), JSON.parse,
+ * the envelope. An object past the member limit inside `object` or `oldObject` is
+ * passed on for the rules to report (a pod's author can put it there, and answering
+ * 400 would let the API server admit the pod unjudged); anywhere else it is refused:
+ * no API server sends a review whose own fields (userInfo.extra…) hold 10,000 keys, and
+ * the envelope check would walk them.
+ */
+export function readAdmissionReview(text: string): ReadReview {
+  const scan = scanBody(text);
+  if (scan.shape === 'tooDeep') return { ok: false, error: `request body nests deeper than ${scan.limit} levels; an API server sends at most 10,000` };
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, error: `request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  const oversized = scan.shape === 'oversized' ? scan.object : undefined;
+  if (oversized !== undefined && !inReviewedObject(oversized.path)) {
+    return { ok: false, error: `not an AdmissionReview podgate can answer: ${formatPath(oversized.path)}${oversized.deeper ? '…' : ''} holds more than ${oversized.limit} entries` };
+  }
+  const parsed = parseAdmissionReview(body);
+  return parsed.ok ? { ok: true, review: parsed.review, oversized } : parsed;
+}
+
+function inReviewedObject(path: DocPath): boolean {
+  return path[0] === 'request' && (path[1] === 'object' || path[1] === 'oldObject');
+}
 
 /** How many problems a 400 names; the rest are counted. */
 const PROBLEMS_SHOWN = 5;

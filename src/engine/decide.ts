@@ -1,12 +1,14 @@
 import { stringMapAt } from '../lib/json.ts';
 import { reviewedObject, type AdmissionRequest } from '../admission/review.ts';
+import type { OversizedObject } from '../admission/oversized.ts';
 import { allowed, type Decision } from './decision.ts';
 import { fold, type StepOutcome } from './fold.ts';
+import { oversizedFinding, OVERSIZED_HINT } from './messages.ts';
 import { applyPatchCopying, type PatchOp } from '../lib/patch.ts';
 import type { ClusterState } from '../policy/cluster.ts';
 import type { MatchSubject } from '../policy/match.ts';
 import type { Policy, RuleStep } from '../policy/policy.ts';
-import type { RuleInput, Stage } from '../policy/rule.ts';
+import type { CompiledRule, RuleInput, Stage } from '../policy/rule.ts';
 import { groupKind, objectRef, workloadOf } from '../policy/workload.ts';
 
 const NO_PATCH: readonly PatchOp[] = [];
@@ -17,8 +19,17 @@ const NO_PATCH: readonly PatchOp[] = [];
  * patched it — to match on as well as to judge — and the patches are concatenated in
  * that order (so, applied to the original object, they give the same result). What
  * the outcomes amount to is decided in fold.ts.
+ *
+ * `oversized`, from the body's text (readAdmissionReview), is an object of the review
+ * with more members than podgate walks: no rule runs, and each rule the review is in
+ * scope of and matches reports that it could not judge it (its action decides: a deny
+ * rule refuses it; a pod cannot escape a rule by growing a map), except on DELETE.
+ * Matching reads labels one key at a time, which costs nothing whatever the map's size.
  */
-export function decide(phase: Stage, request: AdmissionRequest, policy: Policy, cluster: ClusterState): Decision {
+export function decide(phase: Stage, request: AdmissionRequest, policy: Policy, cluster: ClusterState, oversized?: OversizedObject): Decision {
+  // A DELETE is judged as usual: no rule walks the maps of what is being deleted, and refusing
+  // it would leave a pod that was stored with such a map (while a webhook failed open) undeletable.
+  const unjudged = request.operation === 'DELETE' ? undefined : oversized;
   const original = reviewedObject(request);
   let subject = matchSubject(request, original);
   if (policy.exclude?.(subject)) return allowed();
@@ -31,7 +42,7 @@ export function decide(phase: Stage, request: AdmissionRequest, policy: Policy, 
   for (let index = 0; index < steps.length; index += 1) {
     const step = steps[index];
     if (step === undefined || !inScope(step, kind, request) || !step.rule.match(subject) || step.rule.exclude?.(subject)) continue;
-    const outcome = evaluate(phase, step, input);
+    const outcome = unjudged === undefined ? evaluate(phase, step, input) : notJudged(step.rule, unjudged);
     if (outcome === undefined) continue;
     outcomes.push(outcome);
     // Applied so the next rule sees it; after the last step nobody reads the object, and copying a
@@ -54,6 +65,10 @@ function matchSubject(request: AdmissionRequest, object: unknown): MatchSubject 
 function inScope(step: RuleStep, kind: string, request: AdmissionRequest): boolean {
   if (!step.kinds.has(kind) || !step.operations.has(request.operation)) return false;
   return !request.subResource || step.subresources.has(request.subResource);
+}
+
+function notJudged(rule: CompiledRule, oversized: OversizedObject): StepOutcome {
+  return { type: 'evaluated', rule, result: { status: 'fail', findings: [oversizedFinding(oversized)], hint: OVERSIZED_HINT, patch: NO_PATCH }, patch: NO_PATCH };
 }
 
 /** Runs one rule; undefined when it had nothing to say. A validating answer (or an audit) never carries a patch, and an audit rule only reports what it would change. */

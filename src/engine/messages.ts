@@ -1,4 +1,6 @@
 import type { CompiledRule } from '../policy/rule.ts';
+import type { OversizedObject } from '../admission/oversized.ts';
+import { formatPath } from '../lib/schema.ts';
 
 /**
  * How podgate words what it says to a client: one place, so every rule's message has
@@ -21,3 +23,17 @@ export function ruleErrorMessage(ref: string, rule: CompiledRule, error: unknown
 export function ignoredErrorWarning(message: string): string {
   return `${message} Admitted because the rule's failurePolicy is ignore.`;
 }
+
+/**
+ * An object too large to walk (decide.ts): where, from the reviewed object down
+ * (`metadata.annotations`). The finding carries its own fix, since a rule's configured
+ * message replaces the hint and speaks of what the rule checks.
+ */
+export function oversizedFinding({ path, deeper, limit }: OversizedObject): string {
+  const [, side, ...rest] = path;
+  const where = `${rest.length > 0 ? formatPath(rest) : 'the object'}${deeper ? '…' : ''}`;
+  const whose = side === 'oldObject' ? ' of the object as stored' : '';
+  return `${where}${whose} holds more than ${limit} entries, more than podgate reads in one map to judge a review in time, so the rule could not judge it; remove entries from it (Kubernetes objects carry a few dozen)`;
+}
+
+export const OVERSIZED_HINT = 'Shrink the map, or exclude the object from the rule.';

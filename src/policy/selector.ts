@@ -120,12 +120,18 @@ export function labelSelectorQuery(selector: LabelSelector): string {
   return parts.join(',');
 }
 
+/** What the set-based operators ask of their values: a Set, or a few values compared in place. */
+export interface ValueLookup {
+  readonly size: number;
+  has(value: string): boolean;
+}
+
 /**
  * The set-based label operators, as Kubernetes defines them for label selectors and
  * node selector requirements alike (k8s.io/apimachinery/pkg/labels): `value` is the
  * label's, undefined when the object does not carry it.
  */
-export function setOperatorHolds(operator: SetOperator, values: ReadonlySet<string>, value: string | undefined): boolean {
+export function setOperatorHolds(operator: SetOperator, values: ValueLookup, value: string | undefined): boolean {
   switch (operator) {
     case 'In':
       return value !== undefined && values.has(value);

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { decide } from '../engine/decide.ts';
 import type { Decision } from '../engine/decision.ts';
 import { admissionResponse } from './response.ts';
-import { parseAdmissionReview, type AdmissionRequest } from '../admission/review.ts';
+import { readAdmissionReview, type AdmissionRequest } from '../admission/review.ts';
 import { objectName } from '../policy/workload.ts';
 import type { ClusterState } from '../policy/cluster.ts';
 import type { Policy } from '../policy/policy.ts';
@@ -77,15 +77,6 @@ export interface AppDeps {
   readonly onAdmitted?: (request: AdmissionRequest) => void;
 }
 
-class HttpError extends Error {
-  override readonly name = 'HttpError';
-  readonly statusCode: number;
-  constructor(statusCode: number, message: string) {
-    super(message);
-    this.statusCode = statusCode;
-  }
-}
-
 /**
  * The HTTP shell around `decide`: it parses and checks the review, asks the
  * pure core, logs one line, and answers. It does not listen; main.ts does.
@@ -120,14 +111,11 @@ export function buildApp(deps: AppDeps) {
     gate.stop();
     done();
   });
-  // The API server always sends JSON, but curl -d sends form encoding: read every body as JSON, with a clear error.
+  // The API server always sends JSON, but curl -d sends form encoding: every body is read as text, and
+  // the handler reads it as JSON (readAdmissionReview: scanned before it is parsed), with a clear error.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_request, body, done) => {
-    try {
-      done(null, JSON.parse(String(body)));
-    } catch (error) {
-      done(new HttpError(400, `request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`), undefined);
-    }
+    done(null, String(body));
   });
 
   app.setErrorHandler((error: { statusCode?: number; message?: string; code?: string }, request, reply) => {
@@ -203,7 +191,7 @@ function readinessSummary(state: Readiness): { ready: boolean; checks: Record<st
 
 function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const started = performance.now();
-  const parsed = parseAdmissionReview(request.body);
+  const parsed = typeof request.body === 'string' ? readAdmissionReview(request.body) : { ok: false as const, error: 'request body is empty; POST an AdmissionReview' };
   if (!parsed.ok) {
     metrics.rejected('bad_request');
     return reply.code(400).send({ error: parsed.error });
@@ -215,7 +203,7 @@ function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: Fa
   }
 
   const { apiVersion, request: admission } = parsed.review;
-  const decision = decide(phase, admission, policy, deps.cluster());
+  const decision = decide(phase, admission, policy, deps.cluster(), parsed.oversized);
   if (phase === 'validate' && decision.allowed) deps.onAdmitted?.(admission);
   const latencyMs = performance.now() - started;
   metrics.decision(phase, admission.operation, admission.kind.kind, decision, latencyMs / 1000);

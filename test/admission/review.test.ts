@@ -1,5 +1,6 @@
 import t from 'tap';
-import { parseAdmissionReview, reviewedObject } from '../../src/admission/review.ts';
+import { parseAdmissionReview, readAdmissionReview, reviewedObject } from '../../src/admission/review.ts';
+import { NESTING_LIMIT, OBJECT_MEMBER_LIMIT } from '../../src/admission/oversized.ts';
 import { admissionResponse } from '../../src/server/response.ts';
 import { allowed, denied } from '../../src/engine/decision.ts';
 import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
@@ -48,6 +49,27 @@ t.test('hostile envelopes cost one error per field, and the error stays short', 
       'not an AdmissionReview podgate can answer: apiVersion: must be a string, found number; kind: must be a string, found number; ' +
       'request.uid: must be a string, found number; request.kind: must be a map, found number; request.resource: must be a map, found number; and 4 more',
   });
+});
+
+t.test('a body is read as text: scanned, parsed, checked; an oversized map in the object is passed on, anywhere else refused', async (t) => {
+  const many = Object.fromEntries(Array.from({ length: OBJECT_MEMBER_LIMIT + 1 }, (_, i) => [`k${i}`, 'v']));
+  t.same(readAdmissionReview(JSON.stringify(good)), { ok: true, review: good, oversized: undefined });
+
+  const pod = makePod();
+  (pod['metadata'] as Record<string, unknown>)['annotations'] = many;
+  const read = readAdmissionReview(JSON.stringify(makeReview(makeRequest(pod))));
+  t.equal(read.ok, true, 'the object is the rules to judge (a 400 would let the API server admit it unjudged)');
+  t.same(read.ok ? read.oversized : undefined, { path: ['request', 'object', 'metadata', 'annotations'], deeper: false, limit: OBJECT_MEMBER_LIMIT });
+  const stored = readAdmissionReview(JSON.stringify(makeReview(makeRequest(makePod(), { operation: 'UPDATE', oldObject: pod }))));
+  t.same(stored.ok ? stored.oversized?.path : undefined, ['request', 'oldObject', 'metadata', 'annotations']);
+
+  const extra = readAdmissionReview(JSON.stringify({ ...good, request: { ...good.request, userInfo: { username: 'x', extra: many } } }));
+  t.same(extra, { ok: false, error: `not an AdmissionReview podgate can answer: request.userInfo.extra holds more than ${OBJECT_MEMBER_LIMIT} entries` });
+
+  const deep = `{"pad":"${'x'.repeat(OBJECT_MEMBER_LIMIT * 5)}","a":${'['.repeat(NESTING_LIMIT)}${']'.repeat(NESTING_LIMIT)}}`;
+  t.same(readAdmissionReview(deep), { ok: false, error: `request body nests deeper than ${NESTING_LIMIT} levels; an API server sends at most 10,000` });
+  t.match(readAdmissionReview('{"apiVersion": '), { ok: false, error: /^request body is not valid JSON: / });
+  t.match(readAdmissionReview('{"kind": 1}'), { ok: false, error: /^not an AdmissionReview podgate can answer: / });
 });
 
 t.test('DELETE reviews carry the object in oldObject', async (t) => {

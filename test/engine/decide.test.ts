@@ -183,3 +183,34 @@ t.test('a rule matched on a label an earlier rule adds judges the first invocati
   const result = jsonpatch.applyPatch(structuredClone(ownedPod), jsonpatch.deepClone(owned.patch) as jsonpatch.Operation[]).newDocument;
   t.same(result['metadata'], { name: 'task-1', namespace: 'airflow', labels: { app: 'x', owner: 'me', team: 'data' } }, 'and is labelled');
 });
+
+t.test('an object too large to walk: no rule runs, each rule it is matched by reports it with its action', async (t) => {
+  const oversized = { path: ['request', 'object', 'metadata', 'annotations'], deeper: false, limit: 10_000 };
+  const policy = fakePolicy({
+    rules: [
+      { name: 'must-team', kind: 'requireLabel', key: 'team' },
+      { name: 'soft', kind: 'requireLabel', key: 'team', action: 'warn' },
+      { name: 'elsewhere', kind: 'requireLabel', key: 'team', match: { namespaces: ['other'] } },
+      { name: 'm', kind: 'addLabel', key: 'a', value: 'b' },
+    ],
+  });
+  const labelled = makePod({ name: 'task-1', namespace: 'airflow', labels: { app: 'x', team: 'data' } });
+  t.equal(decide('validate', makeRequest(labelled), policy, EMPTY_CLUSTER).allowed, true, 'without it, the pod passes');
+  const decision = decide('validate', makeRequest(labelled), policy, EMPTY_CLUSTER, oversized);
+  const finding = 'metadata.annotations holds more than 10000 entries, more than podgate reads in one map to judge a review in time, so the rule could not judge it; remove entries from it (Kubernetes objects carry a few dozen)';
+  t.equal(decision.denial?.message, `Pod airflow/task-1: ${finding} (rule must-team). Shrink the map, or exclude the object from the rule.`);
+  t.same(decision.warnings, [`Pod airflow/task-1: ${finding} (rule soft). Shrink the map, or exclude the object from the rule.`]);
+  t.same(decision.reports.map((report) => report.rule), ['must-team', 'soft'], 'a rule the object is not matched by says nothing');
+
+  const mutated = decide('mutate', makeRequest(labelled), policy, EMPTY_CLUSTER, oversized);
+  t.same(mutated.patch, [], 'no patch: the mutating rule did not run');
+  t.match(mutated.denial?.message, /\(rule m\)/, 'the mutating rule reports it too, with its action (deny)');
+
+  const stored = decide('validate', makeRequest(labelled, { operation: 'UPDATE', oldObject: labelled }), policy, EMPTY_CLUSTER, { ...oversized, path: ['request', 'oldObject', 'metadata', 'labels'] });
+  t.match(stored.denial?.message, /metadata\.labels of the object as stored holds more than 10000 entries/);
+  const deletes = fakePolicy({ rules: [{ name: 'protect', kind: 'watchesDeletes' }] });
+  const deleted = decide('validate', makeRequest(makePod({ name: 'gone', labels: { protected: 'false' } }), { operation: 'DELETE' }), deletes, EMPTY_CLUSTER, { ...oversized, path: ['request', 'oldObject', 'metadata', 'labels'] });
+  t.same([deleted.allowed, deleted.reports[0]?.status], [true, undefined], 'a DELETE is judged as usual (here: not protected, so the rule skips), or such a pod could never be deleted');
+  t.equal(decide('validate', makeRequest(makePod({ name: 'kept', labels: { protected: 'true' } }), { operation: 'DELETE' }), deletes, EMPTY_CLUSTER, oversized).allowed, false, 'and a DELETE the rule refuses stays refused');
+  t.equal(decide('validate', makeRequest(makePod({ namespace: 'kube-system' })), fakePolicy({ exclude: { namespaces: ['kube-system'] }, rules: [{ name: 'r', kind: 'requireLabel', key: 'team' }] }), EMPTY_CLUSTER, oversized).allowed, true, 'an excluded object is not judged at all');
+});

@@ -6,7 +6,7 @@ import { call } from '../helpers/https.ts';
 import { startProcess } from '../helpers/process.ts';
 import { makeController, makePod, makeRequest, makeReview } from '../helpers/builders.ts';
 import { makeKpoPod } from '../helpers/kpo.ts';
-import { parseAdmissionReview } from '../../src/admission/review.ts';
+import { readAdmissionReview } from '../../src/admission/review.ts';
 import { decide } from '../../src/engine/decide.ts';
 import { applyPatchCopying } from '../../src/lib/patch.ts';
 import { EMPTY_CLUSTER } from '../../src/policy/cluster.ts';
@@ -134,17 +134,11 @@ t.test("the same reviews through podgate's own pipeline in this process (envelop
   if (!loaded.ok) throw new Error('the sample policy should load');
   let decided = 0;
   for (const body of bodies()) {
-    let document: unknown;
-    try {
-      document = JSON.parse(body);
-    } catch {
-      continue; // answered 400 before any of podgate's code reads it
-    }
-    const parsed = parseAdmissionReview(document);
+    const parsed = readAdmissionReview(body); // the server's own reading: scan, JSON.parse, envelope
     if (!parsed.ok) continue;
-    const mutation = decide('mutate', parsed.review.request, loaded.policy, EMPTY_CLUSTER);
+    const mutation = decide('mutate', parsed.review.request, loaded.policy, EMPTY_CLUSTER, parsed.oversized);
     const object = mutation.allowed && mutation.patch.length > 0 ? applyPatchCopying(parsed.review.request.object, mutation.patch) : parsed.review.request.object;
-    decide('validate', { ...parsed.review.request, object }, loaded.policy, EMPTY_CLUSTER);
+    decide('validate', { ...parsed.review.request, object }, loaded.policy, EMPTY_CLUSTER, parsed.oversized);
     decided += 1;
   }
   t.ok(decided > 500, `${decided} reviews decided`);

@@ -8,6 +8,7 @@ import { Agent } from 'node:https';
 import { call } from '../helpers/https.ts';
 import { startProcess, type ServerProcess } from '../helpers/process.ts';
 import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
+import { ALPHA, makeKpoPod } from '../helpers/kpo.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /**
@@ -50,9 +51,9 @@ t.test('one review with 200,000 malformed groups: a short 400, and the server st
   t.ok(peakRss(server.child.pid) < MEMORY_LIMIT, `peak RSS ${peakRss(server.child.pid)} bytes`);
 });
 
-t.test('a pod with two 60,000-value hostname lists is judged while /healthz keeps answering', async (t) => {
+t.test('a pod with two 25,000-value hostname lists is judged while /healthz keeps answering', async (t) => {
   const { ca, url } = await started(t);
-  const values = Array.from({ length: 60_000 }, (_, i) => `node-${i}`);
+  const values = Array.from({ length: 25_000 }, (_, i) => `node-${i}`);
   const term = { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values }, { key: 'kubernetes.io/hostname', operator: 'In', values }] };
   const pod = makePod({ name: 'wide', namespace: 'airflow', spec: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } } } } });
   const review = makeReview(makeRequest(pod));
@@ -60,6 +61,31 @@ t.test('a pod with two 60,000-value hostname lists is judged while /healthz keep
   t.equal(answers[0].status, 200, 'answered');
   t.equal((answers[0].body as { response: { allowed: boolean } }).response.allowed, true, 'no node of the denylist is named');
   t.equal(answers[1].status, 200);
+});
+
+t.test('a KPO pod with 100,000 annotations is refused by name, not walked: the rules say they could not judge it', async (t) => {
+  const { server, ca, url } = await started(t);
+  const pod = makeKpoPod({ suffix: 'wide' });
+  (pod['metadata'] as Record<string, unknown>)['annotations'] = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`team.example.com/a-${i}`, 'v']));
+  const body = JSON.stringify(makeReview(makeRequest(pod, ALPHA)));
+  const [mutated, health] = await Promise.all([call(`${url}/mutate`, { ca, body }), call(`${url}/healthz`, { ca })]);
+  t.equal(mutated.status, 200, 'a valid AdmissionReview answer');
+  const response = (mutated.body as { response: { allowed: boolean; patch?: string; status?: { message: string } } }).response;
+  t.equal(response.allowed, false, 'a pod cannot escape the rules by growing a map');
+  t.equal(response.patch, undefined);
+  t.match(response.status?.message, /^Pod airflow\/export-action-log-wide: metadata\.annotations holds more than 10000 entries, .*\(rule airflow-tasks-stay-put\)/);
+  t.ok((response.status?.message.length ?? 0) < 2_000, 'the message does not grow with the map');
+  t.equal(health.status, 200);
+  t.equal(server.child.exitCode, null);
+});
+
+t.test('a body nested 2,000,000 levels deep is refused with a short 400 (JSON.parse alone would hold podgate half a second)', async (t) => {
+  const { server, ca, url } = await started(t);
+  const res = await call(`${url}/validate`, { ca, body: `${'['.repeat(2_000_000)}${']'.repeat(2_000_000)}` });
+  t.equal(res.status, 400);
+  t.same(res.body, { error: 'request body nests deeper than 10010 levels; an API server sends at most 10,000' });
+  t.equal((await call(`${url}/healthz`, { ca })).status, 200);
+  t.equal(server.child.exitCode, null);
 });
 
 t.test('forty concurrent near-limit reviews: bodies past the in-flight budget are refused at once, memory stays under the limit', async (t) => {

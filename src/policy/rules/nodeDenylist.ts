@@ -96,14 +96,15 @@ const HINT = 'Remove the node pin or choose another node.';
 const selectorHint = (fields: string) => `Change ${fields} so it admits a node that is not on the denylist.`;
 
 /**
- * Requirement checks one review may make against the node list (nodes × the
- * requirements tried on each). A real pod needs a few per node (a steered one a few
- * dozen: steering adds a NotIn per listed node to every term); 500,000 is about 10-15 ms
- * here when the terms are few, but 70-95 ms for 15,000 distinct terms (each check touches
- * another requirement, and parsing the terms is not charged): npm run bench, worst cases.
- * A pod that needs more is refused as too complex to check rather than holding the event loop.
+ * The work one review may make matching its node constraints against the node list,
+ * in requirement checks (nodeAffinity.ts MatchBudget: trying a term and reading a
+ * requirement cost more). A real pod needs a few per node (a steered one a few dozen:
+ * steering adds a NotIn per listed node to every term). 800,000 is 15-25 ms here
+ * whatever the shape, few terms tried over and over or 15,000 distinct ones (npm run
+ * bench, worst cases). A pod that needs more is refused as too complex to check rather
+ * than holding the event loop.
  */
-const MATCH_LIMIT = 500_000;
+const MATCH_LIMIT = 800_000;
 
 function exempt(config: Config, exemptNamespace: NameMatcher, workload: Workload, namespace: string): boolean {
   if (exemptNamespace(namespace)) return true;
@@ -126,31 +127,38 @@ function validate(config: Config, denylist: Denylist, { request, object, cluster
   const workload = workloadOf(request, object);
   if (workload === undefined || !bringsNewPodSpec(request, workload) || exempt(config, denylist.exemptNamespace, workload, request.namespace ?? '')) return skip();
   const specPath = workload.podPath.length === 0 ? 'spec' : `${workload.podPath.join('.')}.spec`;
-  const constraints = nodeConstraints(workload.podSpec);
-
-  if (constraints.nodeName !== undefined) {
-    const entry = denylist.entryFor(constraints.nodeName, cluster.nodes);
-    if (entry === undefined) return pass();
-    return fail([`${specPath}.nodeName "${constraints.nodeName}" is on the node denylist`], HINT, { ...noteOf([entry]) });
-  }
-  const selects = constraints.nodeSelector.size > 0 || constraints.requiredTerms !== undefined;
-  if (!selects) return pass();
-  if (!cluster.nodes.synced) return judgeByNames(specPath, constraints, denylist, cluster.nodes);
+  const budget = new MatchBudget(MATCH_LIMIT);
+  let constraints: NodeConstraints | undefined;
   try {
-    return judgeAgainstNodes(specPath, constraints, denylist, cluster.nodes);
+    constraints = nodeConstraints(workload.podSpec, budget);
+    return judge(specPath, constraints, denylist, cluster.nodes, budget);
   } catch (error) {
     if (!(error instanceof MatchLimitExceeded)) throw error;
+    const fields = constraints === undefined ? 'the required node affinity' : constrainingFields(specPath, constraints);
     return fail(
-      [`${constrainingFields(specPath, constraints)} ${countTerms(constraints)} need more than ${error.limit} checks against the cluster's nodes, too many to tell in time whether they target the node denylist`],
+      [`${fields} ${countTerms(workload.podSpec)} need more than ${error.limit} checks against the cluster's nodes, too many to tell in time whether they target the node denylist`],
       'Name the nodes with fewer, shorter node-selector terms.',
     );
   }
 }
 
-function countTerms(constraints: NodeConstraints): string {
-  const terms = constraints.requiredTerms ?? [];
+function judge(specPath: string, constraints: NodeConstraints, denylist: Denylist, nodes: NodeView, budget: MatchBudget): RuleResult {
+  if (constraints.nodeName !== undefined) {
+    const entry = denylist.entryFor(constraints.nodeName, nodes);
+    if (entry === undefined) return pass();
+    return fail([`${specPath}.nodeName "${constraints.nodeName}" is on the node denylist`], HINT, { ...noteOf([entry]) });
+  }
+  const selects = constraints.nodeSelector.size > 0 || constraints.requiredTerms !== undefined;
+  if (!selects) return pass();
+  if (!nodes.synced) return judgeByNames(specPath, constraints, denylist, nodes);
+  return judgeAgainstNodes(specPath, constraints, denylist, nodes, budget);
+}
+
+/** Counted in the pod spec itself: the constraints may be too large to have been read whole. */
+function countTerms(podSpec: unknown): string {
+  const terms = arrayAt(podSpec, ...REQUIRED_TERMS_PATH);
   let requirements = 0;
-  for (const term of terms) requirements += term.matchExpressions.length + term.matchFields.length;
+  for (const term of terms) requirements += arrayAt(term, 'matchExpressions').length + arrayAt(term, 'matchFields').length;
   return `(${terms.length} term(s), ${requirements} requirement(s))`;
 }
 
@@ -168,8 +176,7 @@ function constrainingFields(specPath: string, constraints: NodeConstraints): str
 }
 
 /** With the node list: the pod targets the denylist when every node it could land on is listed. */
-function judgeAgainstNodes(specPath: string, constraints: NodeConstraints, denylist: Denylist, nodes: NodeView): RuleResult {
-  const budget = new MatchBudget(MATCH_LIMIT);
+function judgeAgainstNodes(specPath: string, constraints: NodeConstraints, denylist: Denylist, nodes: NodeView, budget: MatchBudget): RuleResult {
   const candidates = [...nodes.all()].filter((node) => nodeFits(constraints, node, budget));
   if (candidates.length === 0) return pass(); // unschedulable anyway (or nodes yet to come): not ours to judge
   const entries = candidates.map((node) => denylist.entryForNode(node));
@@ -316,7 +323,14 @@ function mutate(config: Config, denylist: Denylist, { request, object, cluster }
   const workload = workloadOf(request, object);
   // Only new Pods are steered: patching a controller's template would fight `helm upgrade`'s three-way merge.
   if (workload?.kind !== 'Pod' || request.operation !== 'CREATE' || exempt(config, denylist.exemptNamespace, workload, request.namespace ?? '')) return skip();
-  const constraints = nodeConstraints(workload.podSpec);
+  const budget = new MatchBudget(MATCH_LIMIT);
+  let constraints: NodeConstraints;
+  try {
+    constraints = nodeConstraints(workload.podSpec, budget);
+  } catch (error) {
+    if (error instanceof MatchLimitExceeded) return pass(); // too complex to steer; the validating check refuses it as too complex to check
+    throw error;
+  }
   if (constraints.nodeName !== undefined) return skip(); // already bound: the validating check decides
   if (constraints.requiredTerms !== undefined && constraints.requiredTerms.length === 0) return skip(); // invalid: the API server will say so
   const negations = steeringRequirements(denylist, cluster.nodes);
@@ -328,7 +342,6 @@ function mutate(config: Config, denylist: Denylist, { request, object, cluster }
     // Never turn a schedulable pod into an unschedulable one; if only listed nodes fit, the validating check refuses it with a reason.
     const steered = { ...constraints, requiredTerms: steeredTerms(terms, negations) };
     const nodes = [...cluster.nodes.all()];
-    const budget = new MatchBudget(MATCH_LIMIT);
     try {
       if (nodes.some((node) => nodeFits(constraints, node, budget)) && !nodes.some((node) => nodeFits(steered, node, budget))) return pass();
     } catch (error) {

@@ -1,0 +1,214 @@
+import type { DocPath } from '../lib/schema.ts';
+
+/**
+ * Most members podgate reads in one JSON object of a review. Kubernetes bounds an
+ * object's bytes (annotations 256 KiB, a request 3 MiB), not how many entries its maps
+ * hold, and V8 keeps a parsed object of more than about a thousand keys as a hash table
+ * whose every walk (Object.keys, for…in) sorts all of them: 35-60 ms for 100,000
+ * annotations here, once per walk. Real objects carry a few dozen labels; 10,000 keeps
+ * a walk to a few milliseconds.
+ */
+export const OBJECT_MEMBER_LIMIT = 10_000;
+
+/**
+ * Deepest nesting a review may have: the API server decodes JSON with Go's limit of
+ * 10,000 levels, and the review wraps the object in two more. JSON.parse takes about
+ * half a second for the 2,000,000 levels an 8 MiB body can hold.
+ */
+export const NESTING_LIMIT = 10_010;
+
+/** An object of the review body with more than `limit` members: where it is. */
+export interface OversizedObject {
+  /** From the body's top: ['request', 'object', 'metadata', 'annotations']. At most PATH_SHOWN tokens. */
+  readonly path: DocPath;
+  /** The path is deeper than shown. */
+  readonly deeper: boolean;
+  readonly limit: number;
+}
+
+/**
+ * What podgate reads off a body's text before parsing it: nesting deeper than any API
+ * server sends is refused before JSON.parse pays for it; an object past the member
+ * limit is passed on so no rule walks it.
+ */
+export type BodyScan =
+  | { readonly shape: 'ordinary' }
+  | { readonly shape: 'tooDeep'; readonly limit: number }
+  | { readonly shape: 'oversized'; readonly object: OversizedObject };
+
+const ORDINARY: BodyScan = { shape: 'ordinary' };
+
+/** A member takes at least five characters (`"":0,`). */
+const MIN_MEMBER_CHARS = 5;
+/** A path in a message stays short, however deep the object sits. */
+const PATH_SHOWN = 12;
+/** Longest key a path quotes. */
+const KEY_SHOWN = 64;
+/** Strings up to this long are read a character at a time; longer ones with indexOf. */
+const SHORT_STRING = 32;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+
+/**
+ * One pass over a body's text, before JSON.parse: whether it nests deeper than
+ * NESTING_LIMIT (it stops there), and the first object with more than `limit` members.
+ * Counting keys in the text costs a fraction of what V8 charges to enumerate them in the
+ * parsed object. Duplicate keys count each time (JSON.parse keeps the last; no API
+ * server sends them). Text that is not JSON gives some answer and JSON.parse then
+ * refuses it; nothing here throws or loops on any input.
+ *
+ * Per nesting level it keeps whether it is an object, where it opens, how many keys it
+ * has and where its current key starts and ends; strings are cut, and array indexes
+ * counted, only for the path of the one object it reports. One loop with
+ * local state and no call per character: it runs over megabytes (npm run bench, worst
+ * cases).
+ */
+export function scanBody(text: string, limit: number = OBJECT_MEMBER_LIMIT): BodyScan {
+  // Below this size neither an oversized object nor nesting that costs JSON.parse more than a few milliseconds fits.
+  if (text.length <= limit * MIN_MEMBER_CHARS || cannotHold(text, limit)) return ORDINARY;
+  const levels = new Levels();
+  const { objects, counts, keyStarts, keyEnds, opens } = levels;
+  let oversized: OversizedObject | undefined;
+  let depth = 0;
+  let expectKey = false;
+  const length = text.length;
+  let nextBackslash = -1;
+  for (let index = 0; index < length; index += 1) {
+    const code = text.charCodeAt(index);
+    if (code === QUOTE) {
+      const start = index + 1;
+      // A short string is read a character at a time; past SHORT_STRING, the closing quote is found
+      // with indexOf (native), checked against the next backslash, itself searched for again only
+      // once passed (so many long strings do not each search the rest of the text for one).
+      let end = start;
+      const stop = Math.min(length, start + SHORT_STRING);
+      let last = 0;
+      for (; end < stop; end += 1) {
+        last = text.charCodeAt(end);
+        if (last === QUOTE || last === BACKSLASH) break;
+      }
+      if (end === stop && stop < length) {
+        if (nextBackslash < end) nextBackslash = indexOrEnd(text, '\\', end);
+        const quote = indexOrEnd(text, '"', end);
+        end = nextBackslash < quote ? escapedStringEnd(text, nextBackslash) : quote;
+      } else if (end < stop && last === BACKSLASH) {
+        end = escapedStringEnd(text, end);
+      }
+      if (expectKey && depth > 0) {
+        expectKey = false;
+        const top = depth - 1;
+        keyStarts[top] = start;
+        keyEnds[top] = end;
+        const count = (counts[top] ?? 0) + 1;
+        counts[top] = count;
+        if (count === limit + 1) oversized ??= oversizedAt(text, levels, depth, limit);
+      }
+      index = end;
+    } else if (code === COMMA) {
+      expectKey = depth > 0 && objects[depth - 1] === 1;
+    } else if (code === OPEN_OBJECT || code === OPEN_ARRAY) {
+      if (depth === NESTING_LIMIT) return { shape: 'tooDeep', limit: NESTING_LIMIT };
+      objects[depth] = code === OPEN_OBJECT ? 1 : 0;
+      counts[depth] = 0;
+      opens[depth] = index;
+      depth += 1;
+      expectKey = code === OPEN_OBJECT;
+    } else if (code === CLOSE_OBJECT || code === CLOSE_ARRAY) {
+      if (depth > 0) depth -= 1;
+      expectKey = false;
+    }
+  }
+  return oversized === undefined ? ORDINARY : { shape: 'oversized', object: oversized };
+}
+
+/**
+ * Whether the text has too few quotes for more than `limit` keys (each key has two) and
+ * too few brackets to nest past the limit: counted with indexOf, which skips what lies
+ * between at native speed. A body of a million numbers, or one long string, is then
+ * settled without the character loop.
+ */
+function cannotHold(text: string, limit: number): boolean {
+  const opens = occurrences(text, '{', NESTING_LIMIT);
+  return occurrences(text, '"', 2 * limit + 2) < 2 * limit + 2 && opens + occurrences(text, '[', NESTING_LIMIT - opens) < NESTING_LIMIT;
+}
+
+/** How many times `search` occurs in the text, counting no further than `most`. */
+function occurrences(text: string, search: string, most: number): number {
+  let count = 0;
+  for (let at = text.indexOf(search); at !== -1 && count < most; at = text.indexOf(search, at + 1)) count += 1;
+  return count;
+}
+
+/** The closing quote of a string, from a backslash in it at `from` (the text's length if none). */
+function escapedStringEnd(text: string, from: number): number {
+  let at = from;
+  while (at < text.length) {
+    const code = text.charCodeAt(at);
+    if (code === QUOTE) return at;
+    at += code === BACKSLASH ? 2 : 1;
+  }
+  return text.length;
+}
+
+function indexOrEnd(text: string, search: string, from: number): number {
+  const found = text.indexOf(search, from);
+  return found === -1 ? text.length : found;
+}
+
+function oversizedAt(text: string, levels: Levels, depth: number, limit: number): OversizedObject {
+  const path: (string | number)[] = [];
+  // Level 0 is the body itself; each later one sits under its parent's current key or index.
+  const shown = Math.min(depth, PATH_SHOWN + 1);
+  for (let level = 0; level < shown - 1; level += 1) {
+    const inside = levels.opens[level + 1] ?? 0;
+    path.push(levels.objects[level] === 1 ? keyAt(text, levels.keyStarts[level] ?? 0, levels.keyEnds[level] ?? 0) : elementsBefore(text, (levels.opens[level] ?? 0) + 1, inside));
+  }
+  return { path, deeper: depth > shown, limit };
+}
+
+/**
+ * The index of the array element that starts at `end`, counting the array's own commas
+ * from `start`: arrays keep no count while scanning (a body of 1,900,000 numbers has as
+ * many commas), so the few on the reported path are counted here. The ranges counted
+ * for one path do not overlap: at most one more pass over the text.
+ */
+function elementsBefore(text: string, start: number, end: number): number {
+  let index = 0;
+  let nested = 0;
+  for (let at = start; at < end; at += 1) {
+    const code = text.charCodeAt(at);
+    if (code === QUOTE) {
+      at += 1;
+      while (at < end && text.charCodeAt(at) !== QUOTE) at += text.charCodeAt(at) === BACKSLASH ? 2 : 1;
+    } else if (code === OPEN_OBJECT || code === OPEN_ARRAY) nested += 1;
+    else if (code === CLOSE_OBJECT || code === CLOSE_ARRAY) nested -= 1;
+    else if (code === COMMA && nested === 0) index += 1;
+  }
+  return index;
+}
+
+function keyAt(text: string, start: number, end: number): string {
+  const raw = text.slice(start, Math.min(end, start + KEY_SHOWN * 6));
+  let key: string;
+  try {
+    key = JSON.parse(`"${raw}"`) as string;
+  } catch {
+    key = raw; // cut inside an escape
+  }
+  return key.length > KEY_SHOWN ? `${key.slice(0, KEY_SHOWN)}…` : key;
+}
+
+/** Per nesting level, up to the limit (about 170 KB in all): whether it is an object, where it opens, its key count, its current key. */
+class Levels {
+  readonly objects = new Uint8Array(NESTING_LIMIT);
+  readonly opens = new Uint32Array(NESTING_LIMIT);
+  readonly counts = new Uint32Array(NESTING_LIMIT);
+  readonly keyStarts = new Uint32Array(NESTING_LIMIT);
+  readonly keyEnds = new Uint32Array(NESTING_LIMIT);
+}
