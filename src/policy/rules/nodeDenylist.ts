@@ -99,7 +99,7 @@ const selectorHint = (fields: string) => `Change ${fields} so it admits a node t
  * The work one review may make matching its node constraints against the node list,
  * in requirement checks (nodeAffinity.ts MatchBudget: trying a term and reading a
  * requirement cost more). A real pod needs a few per node (a steered one a few dozen:
- * steering adds a NotIn per listed node to every term). 800,000 is 15-25 ms here
+ * steering adds a NotIn per listed node to every term). 800,000 is 10-40 ms here
  * whatever the shape, few terms tried over and over or 15,000 distinct ones (npm run
  * bench, worst cases). A pod that needs more is refused as too complex to check rather
  * than holding the event loop.
