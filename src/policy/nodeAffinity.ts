@@ -39,14 +39,12 @@ const FEW_VALUES = 8;
 
 class FewValues implements ValueLookup {
   readonly #values: readonly string[];
+  /** Distinct values, as a Set counts them (steering compares requirements by it). */
+  readonly size: number;
 
   constructor(values: readonly string[]) {
     this.#values = values;
-  }
-
-  /** Distinct values, as a Set counts them (only steering compares requirements, rarely). */
-  get size(): number {
-    return new Set(this.#values).size;
+    this.size = values.filter((value, index) => values.indexOf(value) === index).length; // at most FEW_VALUES²
   }
 
   has(value: string): boolean {
