@@ -145,7 +145,7 @@ function occurrences(text: string, search: string, most: number): number {
   return count;
 }
 
-/** The closing quote of a string, from a backslash in it at `from` (the text's length if none). */
+/** The closing quote of a string, read a character at a time from `from` inside it (the text's length if none). */
 function escapedStringEnd(text: string, from: number): number {
   let at = from;
   while (at < text.length) {
@@ -183,10 +183,8 @@ function elementsBefore(text: string, start: number, end: number): number {
   let nested = 0;
   for (let at = start; at < end; at += 1) {
     const code = text.charCodeAt(at);
-    if (code === QUOTE) {
-      at += 1;
-      while (at < end && text.charCodeAt(at) !== QUOTE) at += text.charCodeAt(at) === BACKSLASH ? 2 : 1;
-    } else if (code === OPEN_OBJECT || code === OPEN_ARRAY) nested += 1;
+    if (code === QUOTE) at = escapedStringEnd(text, at + 1);
+    else if (code === OPEN_OBJECT || code === OPEN_ARRAY) nested += 1;
     else if (code === CLOSE_OBJECT || code === CLOSE_ARRAY) nested -= 1;
     else if (code === COMMA && nested === 0) index += 1;
   }
