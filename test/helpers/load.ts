@@ -1,9 +1,21 @@
 import { Agent } from 'node:https';
+import { performance } from 'node:perf_hooks';
 import { call, type HttpsResponse } from './https.ts';
+
+/** A response with when its request left and its answer came back (performance.now() ms). */
+export interface TimedResponse extends HttpsResponse {
+  readonly sentAt: number;
+  readonly receivedAt: number;
+}
 
 export interface LoadResult {
   readonly sent: number;
-  readonly responses: HttpsResponse[];
+  /**
+   * In the order the answers were read here. Answers on different connections
+   * can be read in another order than the server wrote them, so an ordering
+   * claim across connections compares `sentAt` with `receivedAt` instead.
+   */
+  readonly responses: TimedResponse[];
   readonly errors: { code: string; message: string }[];
 }
 
@@ -25,7 +37,7 @@ export async function runLoad(options: {
   if (!['localhost', '127.0.0.1', '[::1]'].includes(target.hostname)) throw new Error('load tests only target this machine');
   const deadline = Date.now() + (options.maxMs ?? 30_000);
   const maxRequests = options.maxRequests ?? 50_000;
-  const responses: HttpsResponse[] = [];
+  const responses: TimedResponse[] = [];
   const errors: { code: string; message: string }[] = [];
   let sent = 0;
   const worker = async (): Promise<void> => {
@@ -33,8 +45,10 @@ export async function runLoad(options: {
     let ca = typeof options.ca === 'function' ? options.ca() : options.ca;
     while (!options.stop() && Date.now() < deadline && sent < maxRequests) {
       sent += 1;
+      const sentAt = performance.now();
       try {
-        responses.push(await call(options.url, { ca, body: options.body(), agent }));
+        const response = await call(options.url, { ca, body: options.body(), agent });
+        responses.push({ ...response, sentAt, receivedAt: performance.now() });
       } catch (error) {
         const code = error instanceof Error && 'code' in error ? String(error.code) : 'UNKNOWN';
         errors.push({ code, message: error instanceof Error ? error.message : String(error) });
