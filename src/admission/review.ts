@@ -1,7 +1,8 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { compileFirstErrorValidator, formatPath, schemaProblems, StringEnum, type DocPath, type Problem } from '../lib/schema.ts';
 import { isRecord } from '../lib/json.ts';
-import { scanBody, type OversizedObject } from './oversized.ts';
+import { scanBody, type BodyScan, type OversizedObject } from './oversized.ts';
+import { formatCount } from '../lib/format.ts';
 
 /**
  * The AdmissionReview envelope (admission.k8s.io/v1, and v1beta1 which has the
@@ -76,8 +77,12 @@ export type ReadReview =
  * parse any webhook pays.
  */
 export function readAdmissionReview(text: string, parse: (text: string) => unknown = JSON.parse): ReadReview {
-  const scan = scanBody(text);
-  if (scan.shape === 'tooDeep') return { ok: false, error: `request body nests deeper than ${scan.limit} levels; an API server sends at most 10,000` };
+  return readScannedReview(text, scanBody(text), parse);
+}
+
+/** readAdmissionReview with the scan already done (the server does it in steps: BodyScanner). */
+export function readScannedReview(text: string, scan: BodyScan, parse: (text: string) => unknown = JSON.parse): ReadReview {
+  if (scan.shape === 'tooDeep') return { ok: false, error: `request body nests deeper than ${formatCount(scan.limit)} levels; an API server sends at most 10,000` };
   let body: unknown;
   try {
     body = parse(text);
@@ -86,7 +91,7 @@ export function readAdmissionReview(text: string, parse: (text: string) => unkno
   }
   const oversized = scan.shape === 'oversized' ? scan.object : undefined;
   if (oversized !== undefined && !inReviewedObject(oversized.path)) {
-    return { ok: false, error: `not an AdmissionReview podgate can answer: ${formatPath(oversized.path)}${oversized.deeper ? '…' : ''} holds more than ${oversized.limit} entries` };
+    return { ok: false, error: `not an AdmissionReview podgate can answer: ${formatPath(oversized.path)}${oversized.deeper ? '…' : ''} holds more than ${formatCount(oversized.limit)} entries` };
   }
   const parsed = parseAdmissionReview(body);
   return parsed.ok ? { ok: true, review: parsed.review, oversized } : parsed;

@@ -47,7 +47,8 @@ Options:
   --max-inflight-bytes <n>
                           admission bodies read or judged at once; beyond it, 503 at
                           once (default ${DEFAULT_MAX_INFLIGHT_BYTES})
-  --max-connections <n>   open connections at most (default ${DEFAULT_MAX_CONNECTIONS})
+  --max-connections <n>   open connections at most, shared fairly between client
+                          addresses (default ${DEFAULT_MAX_CONNECTIONS})
   --shutdown-timeout <s>  on SIGTERM, SIGINT or SIGHUP, how long to wait for requests in
                           flight (default 25)
   --max-event-loop-delay <ms>

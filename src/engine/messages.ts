@@ -1,6 +1,7 @@
 import type { CompiledRule } from '../policy/rule.ts';
 import type { OversizedObject } from '../admission/oversized.ts';
 import { formatPath } from '../lib/schema.ts';
+import { formatCount } from '../lib/format.ts';
 
 /**
  * How podgate words what it says to a client: one place, so every rule's message has
@@ -33,7 +34,7 @@ export function oversizedFinding({ path, deeper, limit }: OversizedObject): stri
   const [, side, ...rest] = path;
   const where = `${rest.length > 0 ? formatPath(rest) : 'the object'}${deeper ? '…' : ''}`;
   const whose = side === 'oldObject' ? ' of the object as stored' : '';
-  return `${where}${whose} holds more than ${limit} entries, more than podgate reads in one map to judge a review in time, so the rule could not judge it; remove entries from it (Kubernetes objects carry a few dozen)`;
+  return `${where}${whose} holds more than ${formatCount(limit)} entries, more than podgate reads in one map to judge a review in time, so the rule could not judge it; remove entries from it (Kubernetes objects carry a few dozen)`;
 }
 
 export const OVERSIZED_HINT = 'Shrink the map, or exclude the object from the rule.';

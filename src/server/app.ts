@@ -2,12 +2,15 @@ import { createServer as createHttpServer, type IncomingMessage, type RequestLis
 import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { AdmissionGate } from './gate.ts';
+import { ConnectionLimit } from './connections.ts';
 import { Metrics } from './metrics.ts';
 import type { Logger } from 'pino';
 import { decide } from '../engine/decide.ts';
 import type { Decision } from '../engine/decision.ts';
 import { admissionResponse } from './response.ts';
-import { readAdmissionReview, type AdmissionRequest } from '../admission/review.ts';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { readAdmissionReview, readScannedReview, type AdmissionRequest, type ReadReview } from '../admission/review.ts';
+import { BodyScanner } from '../admission/oversized.ts';
 import { objectName } from '../policy/workload.ts';
 import type { ClusterState } from '../policy/cluster.ts';
 import type { Policy } from '../policy/policy.ts';
@@ -51,7 +54,25 @@ const SERVER_TIMEOUTS = {
   connectionsCheckingInterval: 1000,
 } as const;
 
-/** Open connections at most; an idle TLS connection holds ~40 KiB. */
+/**
+ * Characters of a body scanned per event-loop turn (oversized.ts): a few milliseconds.
+ * A body no longer than this is read and judged in one turn, as nearly every review
+ * is (a few KiB); a larger one in several, so that no turn holds the event loop for
+ * the scan, JSON.parse and the rules of an 8 MiB body at once (120-200 ms for the
+ * densest): other reviews and /healthz are answered in between.
+ */
+export const SCAN_STEP_CHARS = 1 << 20;
+
+/** At most one log line per this many ms about uploads (gate.ts), and one about connections (connections.ts), cut to make room. */
+const EVICTION_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * A connection that reads nothing for this long is closed (ms). Node closes one idle after a
+ * response at the keep-alive timeout (120 s) but never one that has not sent a request.
+ */
+const SILENT_CONNECTION_TIMEOUT_MS = 130_000;
+
+/** Open connections at most (shared fairly between client addresses: connections.ts); an idle TLS connection holds ~40 KiB. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 
 export interface AppDeps {
@@ -73,6 +94,8 @@ export interface AppDeps {
   /** Load shedding by memory: admission bodies being received or decided at once, in bytes. */
   readonly maxInflightBytes?: number;
   readonly maxConnections?: number;
+  /** A connection that reads nothing for this long is closed (ms); tests shorten it. */
+  readonly silentConnectionTimeoutMs?: number;
   /** Told of every review the validating webhook admitted (the KPO pod index counts new pods at once). */
   readonly onAdmitted?: (request: AdmissionRequest) => void;
 }
@@ -84,11 +107,28 @@ export interface AppDeps {
 export function buildApp(deps: AppDeps) {
   const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const metrics = deps.metrics ?? new Metrics();
+  // A client that keeps filling a budget would otherwise write a line per upload or connection it makes.
+  const lastLogged = { upload: 0, connection: 0 };
+  const evicted = (what: 'upload' | 'connection', client: string) => {
+    metrics.rejected('evicted');
+    const now = Date.now();
+    if (now - lastLogged[what] < EVICTION_LOG_INTERVAL_MS) return;
+    lastLogged[what] = now;
+    const budget = what === 'upload' ? 'the in-flight budget' : 'the connection limit';
+    deps.logger.warn({ client }, `cut ${what === 'upload' ? 'an upload' : 'a connection'} from the client holding the most of ${budget}, to make room for one holding less (podgate_http_rejected_total{reason="evicted"} counts them all)`);
+  };
   const gate = new AdmissionGate({
     bodyLimit,
     maxInflightBytes: deps.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES,
     maxEventLoopDelayMs: deps.maxEventLoopDelayMs ?? DEFAULT_MAX_EVENT_LOOP_DELAY_MS,
     onShed: () => { metrics.rejected('overloaded'); },
+    onEvict: (client) => { evicted('upload', client); },
+  });
+  const connections = new ConnectionLimit({
+    maxConnections: deps.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    silentTimeoutMs: deps.silentConnectionTimeoutMs ?? SILENT_CONNECTION_TIMEOUT_MS,
+    idleAfterMs: 1000,
+    onEvict: (client) => { evicted('connection', client); },
   });
   // The server is built here, not by Fastify, so the gate sees each request before Fastify does (see gate.ts).
   const serverFactory = (handler: RequestListener) => {
@@ -97,7 +137,7 @@ export function buildApp(deps: AppDeps) {
     };
     // The API server keeps connections open between calls; outlive its idle timeout (90 s) so it closes them, not us.
     const server = deps.tls ? createHttpsServer({ ...deps.tls, ...SERVER_TIMEOUTS, keepAliveTimeout: 120_000 }, gated) : createHttpServer({ keepAliveTimeout: 120_000, requestTimeout: REQUEST_TIMEOUT_MS }, gated);
-    server.maxConnections = deps.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    connections.watch(server);
     return server;
   };
   // No logger for Fastify: podgate writes its own line per decision (below) and per fault (the
@@ -109,6 +149,7 @@ export function buildApp(deps: AppDeps) {
   const app = Fastify({ bodyLimit, serverFactory, forceCloseConnections: 'idle' });
   app.addHook('onClose', (_instance, done) => {
     gate.stop();
+    connections.stop();
     done();
   });
   // The API server always sends JSON, but curl -d sends form encoding: every body is read as text, and
@@ -139,8 +180,20 @@ export function buildApp(deps: AppDeps) {
   // which Fastify would then wait on with a promise and 'finish' listeners, for every review.
   // Once it has answered, the body is judged and done with: its bytes go back to the gate's budget.
   const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply): void => {
+    const started = performance.now();
+    const body = request.body;
+    if (typeof body === 'string' && body.length > SCAN_STEP_CHARS) {
+      readInTurns(body)
+        .then(async (read) => {
+          await nextTurn(); // JSON.parse had this turn; the rules get the next
+          answerReview(deps, metrics, phase, read, reply, started);
+        })
+        .catch((error: unknown) => reply.send(error))
+        .finally(() => { gate.release(request.raw); });
+      return;
+    }
     try {
-      handleReview(deps, metrics, phase, request, reply);
+      answerReview(deps, metrics, phase, typeof body === 'string' ? readAdmissionReview(body) : EMPTY_BODY, reply, started);
     } finally {
       gate.release(request.raw);
     }
@@ -189,9 +242,24 @@ function readinessSummary(state: Readiness): { ready: boolean; checks: Record<st
   return { ready: state.ready, checks };
 }
 
-function handleReview(deps: AppDeps, metrics: Metrics, phase: Phase, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const started = performance.now();
-  const parsed = typeof request.body === 'string' ? readAdmissionReview(request.body) : { ok: false as const, error: 'request body is empty; POST an AdmissionReview' };
+const EMPTY_BODY: ReadReview = { ok: false, error: 'request body is empty; POST an AdmissionReview' };
+
+/**
+ * A large body read as readAdmissionReview reads it, but a scan step per event-loop turn
+ * and JSON.parse in a turn of its own. `turn` waits for the next one (tests count them).
+ */
+export async function readInTurns(text: string, turn: () => Promise<unknown> = nextTurn): Promise<ReadReview> {
+  const scanner = new BodyScanner(text);
+  let scan = scanner.step(SCAN_STEP_CHARS);
+  while (scan === undefined) {
+    await turn();
+    scan = scanner.step(SCAN_STEP_CHARS);
+  }
+  await turn();
+  return readScannedReview(text, scan);
+}
+
+function answerReview(deps: AppDeps, metrics: Metrics, phase: Phase, parsed: ReadReview, reply: FastifyReply, started: number): FastifyReply {
   if (!parsed.ok) {
     metrics.rejected('bad_request');
     return reply.code(400).send({ error: parsed.error });

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventLoopLag } from './lag.ts';
+import { formatCount } from '../lib/format.ts';
 
 export interface GateOptions {
   /** The largest body accepted; a body of unknown length (chunked) is counted as this large. */
@@ -10,6 +11,14 @@ export interface GateOptions {
   readonly maxEventLoopDelayMs: number;
   /** Told of every request the gate turned away. */
   readonly onShed: () => void;
+  /** Told of every upload cut to make room for a lighter client's, with the address it came from. */
+  readonly onEvict: (client: string) => void;
+}
+
+interface Held {
+  readonly size: number;
+  readonly response: ServerResponse;
+  readonly client: string;
 }
 
 /** The paths whose requests are reviews (the API server appends `?timeout=…`). */
@@ -31,13 +40,25 @@ const ADMISSION_PATH = /^\/(?:mutate|validate)(?:[?#]|$)/;
  * A request gives its bytes back when podgate has answered it (`release`). One whose
  * client went away mid-body, or whose route never calls release, is found by a sweep
  * each second: a listener per request would cost what the hook did.
+ *
+ * The budget is shared fairly between clients (by remote address). A body holds its
+ * declared size from its headers on, so without this two connections that announce
+ * 8 MiB and send nothing held the whole budget until the request deadline, and every
+ * review the API server sent meanwhile was shed: with failurePolicy Ignore, every rule
+ * off, for as long as the attacker liked, at no cost to it. Now, when a body does not
+ * fit, the uploads still arriving from clients that hold more than the newcomer's would
+ * then hold are cut, heaviest first, to make room; a client can only be refused by
+ * clients holding less than it. The API server sends a few KiB per review, so whoever
+ * fills the budget loses to it.
  */
 export class AdmissionGate {
   readonly limit: number;
   readonly #options: GateOptions;
   readonly #lag: EventLoopLag | undefined;
   #bytes = 0;
-  readonly #holding = new Map<IncomingMessage, { readonly size: number; readonly response: ServerResponse }>();
+  readonly #holding = new Map<IncomingMessage, Held>();
+  /** Bytes held per client address. */
+  readonly #clients = new Map<string, number>();
   readonly #sweep: NodeJS.Timeout;
 
   constructor(options: GateOptions) {
@@ -65,12 +86,14 @@ export class AdmissionGate {
     }
     const size = this.#bodySize(request);
     if (size === 0) return true;
+    const client = request.socket.remoteAddress ?? '';
     // One body alone may always take the whole budget, so no size is refused forever.
-    if (this.#bytes > 0 && this.#bytes + size > this.limit) {
-      return this.#shed(response, `podgate is already reading or judging ${this.#bytes} bytes of reviews (its budget is ${this.limit})`);
+    if (this.#bytes > 0 && this.#bytes + size > this.limit && !this.#makeRoom(client, size)) {
+      return this.#shed(response, `podgate is already reading or judging ${formatCount(this.#bytes)} bytes of reviews (its budget is ${formatCount(this.limit)})`);
     }
     this.#bytes += size;
-    this.#holding.set(request, { size, response });
+    this.#clients.set(client, (this.#clients.get(client) ?? 0) + size);
+    this.#holding.set(request, { size, response, client });
     return true;
   }
 
@@ -79,7 +102,49 @@ export class AdmissionGate {
     const held = this.#holding.get(request);
     if (held === undefined) return;
     this.#bytes -= held.size;
+    const left = (this.#clients.get(held.client) ?? 0) - held.size;
+    if (left > 0) this.#clients.set(held.client, left);
+    else this.#clients.delete(held.client);
     this.#holding.delete(request);
+  }
+
+  /**
+   * Cuts uploads still arriving from clients that hold more than `client` would with
+   * `size` more, until `size` fits; false if it cannot. A body already received is being
+   * judged and is let finish. At most one pass over the requests in flight per cut
+   * (bounded by the connection limit).
+   */
+  #makeRoom(client: string, size: number): boolean {
+    const floor = (this.#clients.get(client) ?? 0) + size;
+    while (this.#bytes + size > this.limit) {
+      const victim = this.#uploadToCut(client, floor);
+      if (victim === undefined) return false;
+      const from = this.#holding.get(victim)?.client ?? '';
+      this.release(victim);
+      victim.destroy();
+      this.#options.onEvict(from);
+    }
+    return true;
+  }
+
+  /**
+   * An upload still arriving from a client other than `client` that holds more than
+   * `floor`: of the one holding the most, the largest.
+   */
+  #uploadToCut(client: string, floor: number): IncomingMessage | undefined {
+    let victim: IncomingMessage | undefined;
+    let victimClientBytes = floor;
+    let victimSize = 0;
+    for (const [request, held] of this.#holding) {
+      if (held.client === client || request.complete || request.destroyed) continue;
+      const clientBytes = this.#clients.get(held.client) ?? 0;
+      if (clientBytes > victimClientBytes || (clientBytes === victimClientBytes && victim !== undefined && held.size > victimSize)) {
+        victim = request;
+        victimClientBytes = clientBytes;
+        victimSize = held.size;
+      }
+    }
+    return victim;
   }
 
   stop(): void {

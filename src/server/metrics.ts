@@ -45,7 +45,7 @@ export class Metrics {
   readonly #latencyOf = { mutate: this.#latency.labels('mutate'), validate: this.#latency.labels('validate') };
   readonly #rejected = new Counter({
     name: 'podgate_http_rejected_total',
-    help: 'Requests answered without a decision: bad input (400, 413), no policy (503), overload (503).',
+    help: 'Requests answered without a decision: bad input (400, 413), no policy (503), overload (503), uploads cut to make room for a lighter client (evicted).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -171,7 +171,7 @@ export class Metrics {
     }
   }
 
-  rejected(reason: 'bad_request' | 'too_large' | 'no_policy' | 'overloaded'): void {
+  rejected(reason: 'bad_request' | 'too_large' | 'no_policy' | 'overloaded' | 'evicted'): void {
     this.#rejected.inc({ reason });
   }
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { NESTING_LIMIT, OBJECT_MEMBER_LIMIT, scanBody, type BodyScan } from '../../src/admission/oversized.ts';
+import { BodyScanner, NESTING_LIMIT, OBJECT_MEMBER_LIMIT, scanBody, type BodyScan } from '../../src/admission/oversized.ts';
 import { isRecord } from '../../src/lib/json.ts';
 
 const entries = (count: number, make: (i: number) => [string, unknown] = (i) => [`k${i}`, 'v']) => Object.fromEntries(Array.from({ length: count }, (_, i) => make(i)));
@@ -97,4 +97,42 @@ t.test('on random documents it finds an oversized object exactly when there is o
     }
   }
   t.ok(oversized > 20, `${oversized} of 400 documents had an oversized object`);
+});
+
+/** BodyScanner driven in steps of `sizes` characters, cycling; how many steps it took. */
+function scanInSteps(text: string, limit: number, sizes: readonly number[]): { scan: BodyScan; steps: number } {
+  const scanner = new BodyScanner(text, limit);
+  for (let steps = 1; ; steps += 1) {
+    const scan = scanner.step(sizes[steps % sizes.length] ?? 1);
+    if (scan !== undefined) return { scan, steps };
+  }
+}
+
+t.test('scanned in steps, however small and wherever they cut (inside strings, escapes, keys), the answer is the one-pass answer', async (t) => {
+  let differ = 0;
+  let cut = 0;
+  for (let seed = 1; seed <= 400; seed += 1) {
+    const text = JSON.stringify(randomValue(seed));
+    const { scan, steps } = scanInSteps(text, 3, [1 + (seed % 7), 1, 13, 2]);
+    if (steps > 1) cut += 1;
+    if (JSON.stringify(scan) !== JSON.stringify(scanBody(text, 3))) differ += 1;
+  }
+  t.equal(differ, 0, 'no document scanned differently in steps');
+  t.ok(cut > 100, `${cut} of 400 documents took more than one step (the rest are settled before the loop: too short, or too few quotes)`);
+
+  const padding = 'x'.repeat(OBJECT_MEMBER_LIMIT * 5);
+  const deep = `{"pad":"${padding}","m":${JSON.stringify(entries(OBJECT_MEMBER_LIMIT + 1))},"deep":${'['.repeat(NESTING_LIMIT)}${']'.repeat(NESTING_LIMIT)}}`;
+  const stepped = scanInSteps(deep, OBJECT_MEMBER_LIMIT, [1000]);
+  t.same(stepped.scan, { shape: 'tooDeep', limit: NESTING_LIMIT }, 'nesting found across steps, after an oversized object');
+  t.ok(stepped.steps > 50, `${stepped.steps} steps of 1,000 characters (a string is read whole)`);
+  const oversized = scanInSteps(`{"a":{"b":${JSON.stringify(entries(OBJECT_MEMBER_LIMIT + 1))}}}`, OBJECT_MEMBER_LIMIT, [997]);
+  t.same(oversized.scan.shape === 'oversized' ? oversized.scan.object.path : oversized.scan.shape, ['a', 'b']);
+});
+
+t.test('a scanner that has answered keeps answering the same, without scanning again', async (t) => {
+  const scanner = new BodyScanner(`{"m":${JSON.stringify(entries(OBJECT_MEMBER_LIMIT + 1))}}`);
+  let first = scanner.step(100);
+  while (first === undefined) first = scanner.step(100_000);
+  t.equal(scanner.step(1), first, 'the same answer object');
+  t.same(new BodyScanner('{"short":1}').step(1), { shape: 'ordinary' }, 'a body too short to hold an oversized object answers at the first step');
 });

@@ -64,10 +64,10 @@ t.test('a body is read as text: scanned, parsed, checked; an oversized map in th
   t.same(stored.ok ? stored.oversized?.path : undefined, ['request', 'oldObject', 'metadata', 'annotations']);
 
   const extra = readAdmissionReview(JSON.stringify({ ...good, request: { ...good.request, userInfo: { username: 'x', extra: many } } }));
-  t.same(extra, { ok: false, error: `not an AdmissionReview podgate can answer: request.userInfo.extra holds more than ${OBJECT_MEMBER_LIMIT} entries` });
+  t.same(extra, { ok: false, error: `not an AdmissionReview podgate can answer: request.userInfo.extra holds more than 10,000 entries` });
 
   const deep = `{"pad":"${'x'.repeat(OBJECT_MEMBER_LIMIT * 5)}","a":${'['.repeat(NESTING_LIMIT)}${']'.repeat(NESTING_LIMIT)}}`;
-  t.same(readAdmissionReview(deep), { ok: false, error: `request body nests deeper than ${NESTING_LIMIT} levels; an API server sends at most 10,000` });
+  t.same(readAdmissionReview(deep), { ok: false, error: `request body nests deeper than 10,010 levels; an API server sends at most 10,000` });
   t.match(readAdmissionReview('{"apiVersion": '), { ok: false, error: /^request body is not valid JSON: / });
   t.match(readAdmissionReview('{"kind": 1}'), { ok: false, error: /^not an AdmissionReview podgate can answer: / });
 });

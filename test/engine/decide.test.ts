@@ -197,7 +197,7 @@ t.test('an object too large to walk: no rule runs, each rule it is matched by re
   const labelled = makePod({ name: 'task-1', namespace: 'airflow', labels: { app: 'x', team: 'data' } });
   t.equal(decide('validate', makeRequest(labelled), policy, EMPTY_CLUSTER).allowed, true, 'without it, the pod passes');
   const decision = decide('validate', makeRequest(labelled), policy, EMPTY_CLUSTER, oversized);
-  const finding = 'metadata.annotations holds more than 10000 entries, more than podgate reads in one map to judge a review in time, so the rule could not judge it; remove entries from it (Kubernetes objects carry a few dozen)';
+  const finding = 'metadata.annotations holds more than 10,000 entries, more than podgate reads in one map to judge a review in time, so the rule could not judge it; remove entries from it (Kubernetes objects carry a few dozen)';
   t.equal(decision.denial?.message, `Pod airflow/task-1: ${finding} (rule must-team). Shrink the map, or exclude the object from the rule.`);
   t.same(decision.warnings, [`Pod airflow/task-1: ${finding} (rule soft). Shrink the map, or exclude the object from the rule.`]);
   t.same(decision.reports.map((report) => report.rule), ['must-team', 'soft'], 'a rule the object is not matched by says nothing');
@@ -207,7 +207,7 @@ t.test('an object too large to walk: no rule runs, each rule it is matched by re
   t.match(mutated.denial?.message, /\(rule m\)/, 'the mutating rule reports it too, with its action (deny)');
 
   const stored = decide('validate', makeRequest(labelled, { operation: 'UPDATE', oldObject: labelled }), policy, EMPTY_CLUSTER, { ...oversized, path: ['request', 'oldObject', 'metadata', 'labels'] });
-  t.match(stored.denial?.message, /metadata\.labels of the object as stored holds more than 10000 entries/);
+  t.match(stored.denial?.message, /metadata\.labels of the object as stored holds more than 10,000 entries/);
   const deletes = fakePolicy({ rules: [{ name: 'protect', kind: 'watchesDeletes' }] });
   const deleted = decide('validate', makeRequest(makePod({ name: 'gone', labels: { protected: 'false' } }), { operation: 'DELETE' }), deletes, EMPTY_CLUSTER, { ...oversized, path: ['request', 'oldObject', 'metadata', 'labels'] });
   t.same([deleted.allowed, deleted.reports[0]?.status], [true, undefined], 'a DELETE is judged as usual (here: not protected, so the rule skips), or such a pod could never be deleted');

@@ -73,7 +73,7 @@ t.test('a KPO pod with 100,000 annotations is refused by name, not walked: the r
   const response = (mutated.body as { response: { allowed: boolean; patch?: string; status?: { message: string } } }).response;
   t.equal(response.allowed, false, 'a pod cannot escape the rules by growing a map');
   t.equal(response.patch, undefined);
-  t.match(response.status?.message, /^Pod airflow\/export-action-log-wide: metadata\.annotations holds more than 10000 entries, .*\(rule airflow-tasks-stay-put\)/);
+  t.match(response.status?.message, /^Pod airflow\/export-action-log-wide: metadata\.annotations holds more than 10,000 entries, .*\(rule airflow-tasks-stay-put\)/);
   t.ok((response.status?.message.length ?? 0) < 2_000, 'the message does not grow with the map');
   t.equal(health.status, 200);
   t.equal(server.child.exitCode, null);
@@ -83,7 +83,7 @@ t.test('a body nested 2,000,000 levels deep is refused with a short 400 (JSON.pa
   const { server, ca, url } = await started(t);
   const res = await call(`${url}/validate`, { ca, body: `${'['.repeat(2_000_000)}${']'.repeat(2_000_000)}` });
   t.equal(res.status, 400);
-  t.same(res.body, { error: 'request body nests deeper than 10010 levels; an API server sends at most 10,000' });
+  t.same(res.body, { error: 'request body nests deeper than 10,010 levels; an API server sends at most 10,000' });
   t.equal((await call(`${url}/healthz`, { ca })).status, 200);
   t.equal(server.child.exitCode, null);
 });
@@ -101,7 +101,7 @@ t.test('forty concurrent near-limit reviews: bodies past the in-flight budget ar
   t.ok(statuses.every((status) => status === 200 || status === 503 || status === -1), `every answer is a decision, a 503, or the reset after one (${[...new Set(statuses)].join(', ')})`);
   t.ok(statuses.includes(200), 'some were decided');
   const shed = answers.find((answer) => answer.status === 503);
-  t.match(shed?.body, { error: /^podgate is already reading or judging \d+ bytes of reviews \(its budget is 16777216\); retry, or the webhook's failurePolicy applies$/ });
+  t.match(shed?.body, { error: /^podgate is already reading or judging [\d,]+ bytes of reviews \(its budget is 16,777,216\); retry, or the webhook's failurePolicy applies$/ });
   t.equal((await call(`${url}/healthz`, { ca })).status, 200);
   const peak = peakRss(server.child.pid);
   t.ok(peak < MEMORY_LIMIT, `peak RSS ${Math.round(peak / 1048576)} MiB under the 256 MiB limit`);
@@ -119,6 +119,44 @@ t.test('a client that gives up mid-body gives its share of the in-flight budget 
   quitter.destroy();
   await waitFor('the budget given back', async () => (await call(`${url}/validate`, { ca, body: review })).status === 200, 10_000);
   t.pass('reviews are decided again once the quitter is gone');
+});
+
+t.test("connections that announce 8 MiB bodies and send nothing cannot keep out the API server's reviews: their uploads are cut for a client holding less", async (t) => {
+  const { ca, server, url } = await started(t);
+  const review = JSON.stringify(makeReview(makeRequest(makePod({ name: 'p', namespace: 'airflow' }))));
+  // The squatter: another address (all of 127/8 is this machine), two connections, 8 MiB announced on each, nothing sent.
+  const squat = async (from = '127.0.0.2') => {
+    const socket = tlsConnect({ socket: tcpConnect({ host: '127.0.0.1', port: server.port, localAddress: from }), ca, servername: 'localhost' });
+    socket.on('error', () => undefined);
+    t.teardown(() => { socket.destroy(); });
+    const closed = new Promise<boolean>((resolve) => socket.once('close', () => { resolve(true); }));
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => { resolve(); }));
+    socket.write(`POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${8 * 1024 * 1024}\r\n\r\n`);
+    return { closed };
+  };
+  const squatters = [(await squat()).closed, (await squat()).closed];
+  const squatterAgent = new Agent({ localAddress: '127.0.0.2' });
+  t.teardown(() => { squatterAgent.destroy(); });
+  // The budget is full: the squatter's own next review is refused; it cannot cut its own uploads.
+  await waitFor('the budget taken', async () => (await call(`${url}/validate`, { ca, body: review, agent: squatterAgent })).status === 503);
+
+  const answers = [];
+  for (let i = 0; i < 3; i += 1) answers.push(await call(`${url}/validate`, { ca, body: review }));
+  t.same(answers.map((answer) => [answer.status, (answer.body as { response?: { allowed?: boolean } }).response?.allowed]), [[200, true], [200, true], [200, true]], 'reviews from another address are decided');
+  const cut = await Promise.race([Promise.any(squatters), new Promise<boolean>((resolve) => setTimeout(() => { resolve(false); }, 5000))]);
+  t.equal(cut, true, "a squatter's connection was closed");
+  const metrics = await call(`https://localhost:${server.metricsPort}/metrics`, { ca });
+  t.match(metrics.text, /podgate_http_rejected_total\{reason="evicted"\} 1\n/, 'one upload cut was enough to make room (8 MiB of 16 MiB freed), and it is counted');
+  const logged = () => server.lines.find((line) => String(line['msg']).startsWith('cut an upload'));
+  await waitFor('the log line', () => logged() !== undefined);
+  t.match(logged(), { level: 40, client: '127.0.0.2' }, 'the address is logged');
+  t.same(server.lines.filter((line) => Number(line['level']) >= 50), [], 'nothing logged as a fault');
+
+  // A third address takes the 8 MiB left; the squatter, holding 8 MiB already, cannot cut it to take 8 more.
+  const third = (await squat('127.0.0.3')).closed;
+  const bigger = JSON.stringify(makeReview(makeRequest(makePod({ name: 'p', namespace: 'airflow', spec: { containers: [{ name: 'c', image: 'i', env: [{ name: 'X', value: 'x'.repeat(7 * 1024 * 1024) }] }] } }))));
+  await waitFor('the third squatter holding its share', async () => (await call(`${url}/validate`, { ca, body: bigger, agent: squatterAgent }).catch(() => ({ status: -1 }))).status !== 200);
+  t.equal(await Promise.race([third, new Promise<string>((resolve) => setTimeout(() => { resolve('open'); }, 500))]), 'open', 'a client holding less is never cut for one holding more');
 });
 
 t.test('a body sent to a path podgate does not serve counts against the budget too, and gives it back when answered', async (t) => {

@@ -16,7 +16,7 @@ t.test('the alerts query metrics podgate really exports', async (t) => {
   const rules = rule.spec.groups.flatMap((group) => group.rules);
   t.same(
     rules.map((r) => r.alert),
-    ['PodgateDown', 'PodgateWebhookFailingOpen', 'PodgateShedding', 'PodgateHighLatency', 'PodgateNotReady', 'PodgatePolicyReloadFailed', 'PodgateWatchNotSynced', 'PodgateWatchDisconnected', 'PodgateKpoCollisions'],
+    ['PodgateDown', 'PodgateWebhookFailingOpen', 'PodgateShedding', 'PodgateUploadsCut', 'PodgateHighLatency', 'PodgateNotReady', 'PodgatePolicyReloadFailed', 'PodgateWatchNotSynced', 'PodgateWatchDisconnected', 'PodgateKpoCollisions'],
   );
   const metrics = new Metrics(() => ({ nodes: { synced: true, connected: true, objects: 1, relists: 1 } }));
   const exported = new Set((await metrics.registry.getMetricsAsJSON()).map((metric) => metric.name));

@@ -8,7 +8,9 @@ import { makePod, makeRequest, makeReview } from '../helpers/builders.ts';
 import { compilePolicy } from '../../src/policy/registry.ts';
 import { readPolicyFile } from '../../src/config/load.ts';
 import { DEFAULT_POLICY_PATH } from '../../src/cli/serve.ts';
-import { buildApp } from '../../src/server/app.ts';
+import { buildApp, readInTurns, SCAN_STEP_CHARS } from '../../src/server/app.ts';
+import { readAdmissionReview } from '../../src/admission/review.ts';
+import { OBJECT_MEMBER_LIMIT } from '../../src/admission/oversized.ts';
 import { EMPTY_CLUSTER } from '../../src/policy/cluster.ts';
 import { pino } from 'pino';
 
@@ -49,6 +51,26 @@ t.test('over HTTPS with certificate verification, as the kube-apiserver calls', 
       allowed: false,
       status: { code: 403, reason: 'Forbidden', message: 'Pod strict/p: label team is missing (rule needs-team). Add the label team.' },
     });
+  });
+
+  await t.test('a body of several scan steps (read over several event-loop turns) is judged as a small one is', async (t) => {
+    // Dense text (many short keys), so the scan's loop runs over all of it: about 3 MiB.
+    const big = Array.from({ length: 120_000 }, (_, i) => ({ [`c${i}`]: { a: 'b' } }));
+    const denied = makePod({ name: 'p', namespace: 'strict', labels: { owner: 'me' }, spec: { containers: [{ name: 'c', image: 'i' }], extraField: big } });
+    const deniedReview = makeReview(makeRequest(denied));
+    const body = JSON.stringify(deniedReview);
+    t.ok(body.length > 2 * SCAN_STEP_CHARS, `${body.length} characters, over two scan steps`);
+    const response = admissionResponseOf(await call(`${server.url}/validate`, { ca: server.ca, body }), deniedReview);
+    t.same(response.status, { code: 403, reason: 'Forbidden', message: 'Pod strict/p: label team is missing (rule needs-team). Add the label team.' });
+
+    const kpo = makePod({ name: 'export-action-log-4devg7t1', namespace: 'airflow', labels: { owner: 'me' }, spec: { containers: [{ name: 'c', image: 'i' }], extraField: big } });
+    const mutateReview = makeReview(makeRequest(kpo));
+    const mutated = admissionResponseOf(await call(`${server.url}/mutate`, { ca: server.ca, body: JSON.stringify(mutateReview) }), mutateReview);
+    t.same((applyResponsePatch(kpo, mutated)['metadata'] as { labels?: unknown }).labels, { owner: 'me', 'podgate.io/environment': 'production' }, 'the patch applies');
+
+    const notJson = await call(`${server.url}/validate`, { ca: server.ca, body: `${body.slice(0, -2)}]` });
+    t.equal(notJson.status, 400);
+    t.match(notJson.body, { error: /^request body is not valid JSON/ });
   });
 
   await t.test('v1beta1 is answered in v1beta1', async (t) => {
@@ -197,4 +219,90 @@ t.test('a rule that throws is logged at error; an uneventful admission at debug'
   await app.inject({ method: 'POST', url: '/validate', payload: makeReview(makeRequest(makePod({ name: 'p', namespace: 'broken' }))) });
   await app.inject({ method: 'POST', url: '/validate', payload: makeReview(makeRequest(makePod({ name: 'q', namespace: 'quiet' }))) });
   t.match(lines, [{ level: 50, name: 'p', allowed: true, rules: [{ rule: 'broken', status: 'error' }] }, { level: 20, name: 'q', allowed: true, rules: [] }]);
+});
+
+t.test('a large body is read in turns: a scan step per turn, JSON.parse in one of its own, the same reading as in one go', async (t) => {
+  const entries = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 'v']));
+  const filler = Array.from({ length: 60_000 }, (_, i) => ({ [`x${i}`]: entries(3) }));
+  const dense = JSON.stringify(makeReview(makeRequest(makePod({ spec: { containers: [{ name: 'c', image: 'i' }], filler } }))));
+  const annotated = makePod({ spec: { filler } });
+  (annotated['metadata'] as Record<string, unknown>)['annotations'] = entries(OBJECT_MEMBER_LIMIT + 1);
+  const oversized = JSON.stringify(makeReview(makeRequest(annotated)));
+  const cases = [
+    { name: 'dense', text: dense, shape: 'a review' },
+    { name: 'oversized annotations', text: oversized, shape: 'a review with its oversized object' },
+  ];
+  for (const { name, text, shape } of cases) {
+    let turns = 0;
+    const read = await readInTurns(text, async () => { turns += 1; });
+    t.same(read, readAdmissionReview(text), `${name}: read as in one go (${shape})`);
+    const steps = Math.ceil(text.length / SCAN_STEP_CHARS);
+    t.ok(steps >= 3 && turns === steps, `${name}: ${text.length} characters, ${turns} turns given up: one after each of the ${steps - 1} scan steps but the last, and one before JSON.parse`);
+  }
+  const found = readAdmissionReview(oversized);
+  t.same(found.ok ? found.oversized?.path : found.error, ['request', 'object', 'metadata', 'annotations'], 'the oversized case is found oversized');
+
+  let turns = 0;
+  const deep = `${'['.repeat(1_200_000)}${']'.repeat(1_200_000)}`;
+  t.same(await readInTurns(deep, async () => { turns += 1; }), readAdmissionReview(deep), 'too deep: the same 400');
+  t.equal(turns, 1, 'too deep: found in the first scan step, and JSON.parse never runs on it');
+});
+
+t.test('the server gives the event loop up between the steps of a large body, and not for a small one', async (t) => {
+  // Turns that ran between the handler's start and the moment it asked for the policy (which it does once the body is parsed).
+  let turns = 0;
+  let counting = false;
+  const seen: number[] = [];
+  const app = buildApp({
+    logger: pino({ level: 'silent' }),
+    policy: () => {
+      seen.push(turns);
+      counting = false;
+      return policy;
+    },
+    cluster: () => EMPTY_CLUSTER,
+    readiness: () => ({ ready: true, checks: {} }),
+  });
+  const count = () => {
+    if (!counting) return;
+    turns += 1;
+    setImmediate(count);
+  };
+  app.addHook('preHandler', (_request, _reply, done) => {
+    turns = 0;
+    counting = true;
+    setImmediate(count);
+    done();
+  });
+  t.teardown(() => app.close());
+  const small = makeReview(makeRequest(makePod({ name: 'p', namespace: 'strict' })));
+  const large = makeReview(makeRequest(makePod({ name: 'p', namespace: 'strict', spec: { filler: Array.from({ length: 200_000 }, (_, i) => ({ [`c${i}`]: { a: 'b' } })) } })));
+  const largeBody = JSON.stringify(large);
+  const answers = [await app.inject({ method: 'POST', url: '/validate', payload: small }), await app.inject({ method: 'POST', url: '/validate', payload: largeBody, headers: { 'content-type': 'application/json' } })];
+  t.same(answers.map((answer) => answer.json<{ response: { status: { message: string } } }>().response.status.message), Array(2).fill('Pod strict/p: label team is missing (rule needs-team). Add the label team.'));
+  t.equal(seen[0], 0, 'a small body: read and judged in the turn it arrived in');
+  const steps = Math.ceil(largeBody.length / SCAN_STEP_CHARS);
+  t.ok(steps >= 3 && (seen[1] ?? 0) >= steps, `a ${largeBody.length}-character body: ${seen[1]} turns ran before it was judged (${steps - 1} between scan steps, then JSON.parse, then the rules)`);
+});
+
+t.test('over HTTPS, a large body gives its bytes back once answered, judged or failed (500)', async (t) => {
+  let broken = true;
+  const server = await startServer(policy, {
+    policy: () => {
+      if (broken) throw new Error('the policy store broke');
+      return policy;
+    },
+    maxInflightBytes: 4 * SCAN_STEP_CHARS,
+  });
+  t.teardown(() => server.close());
+  const body = JSON.stringify(makeReview(makeRequest(makePod({ name: 'p', namespace: 'strict', spec: { filler: Array.from({ length: 130_000 }, (_, i) => ({ [`c${i}`]: { a: 'b' } })) } }))));
+  t.ok(body.length > 2 * SCAN_STEP_CHARS && body.length < 4 * SCAN_STEP_CHARS, 'over two scan steps; two would not fit the in-flight budget at once');
+  // In a row: each fits the in-flight budget only if the one before gave its bytes back (else 503).
+  const answers: unknown[] = [];
+  for (let i = 0; i < 5; i += 1) {
+    broken = i < 2;
+    const answer = await call(`${server.url}/validate`, { ca: server.ca, body });
+    answers.push(answer.status === 200 ? (answer.body as { response: { status: { code: number } } }).response.status.code : answer.status);
+  }
+  t.same(answers, [500, 500, 403, 403, 403], 'two failed, then three judged (denied: no team label), none shed');
 });

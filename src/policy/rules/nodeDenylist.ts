@@ -22,6 +22,7 @@ import { defineRuleKind, fail, pass, ruleSchema, skip, type RuleInput, type Rule
 import { bringsNewPodSpec, WORKLOAD_KINDS, workloadOf, type Workload } from '../workload.ts';
 import picomatch from 'picomatch';
 import { assertNever } from '../../lib/assert-never.ts';
+import { countOf, formatCount } from '../../lib/format.ts';
 
 /**
  * nodeDenylist: keep workloads off nodes that keep crashing them (incident 3:
@@ -136,7 +137,7 @@ function validate(config: Config, denylist: Denylist, { request, object, cluster
     if (!(error instanceof MatchLimitExceeded)) throw error;
     const fields = constraints === undefined ? 'the required node affinity' : constrainingFields(specPath, constraints);
     return fail(
-      [`${fields} ${countTerms(workload.podSpec)} need more than ${error.limit} checks against the cluster's nodes, too many to tell in time whether they target the node denylist`],
+      [`${fields} ${countTerms(workload.podSpec)} needs more than ${formatCount(error.limit)} checks against the cluster's nodes, too many to tell in time whether they target the node denylist`],
       'Name the nodes with fewer, shorter node-selector terms.',
     );
   }
@@ -159,7 +160,7 @@ function countTerms(podSpec: unknown): string {
   const terms = arrayAt(podSpec, ...REQUIRED_TERMS_PATH);
   let requirements = 0;
   for (const term of terms) requirements += arrayAt(term, 'matchExpressions').length + arrayAt(term, 'matchFields').length;
-  return `(${terms.length} term(s), ${requirements} requirement(s))`;
+  return `(${countOf(terms.length, 'term')}, ${countOf(requirements, 'requirement')})`;
 }
 
 function noteOf(entries: readonly (CompiledEntry | undefined)[]): { note?: string } {

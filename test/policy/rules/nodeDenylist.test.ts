@@ -198,13 +198,13 @@ t.test('hostile node constraints: values are looked up, and the work per review 
   t.ok(lookups <= 2 * many.length, `two 25,000-value In lists cost ${lookups} label lookups for ${many.length} nodes (values are a set, not scanned)`);
   t.equal(messageOf(pod(affinity([hostnameTerm])), EMPTY_CLUSTER), undefined, 'offline, the pins are intersected as sets and an unknown name is not denylisted');
   const tooLong = { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: hostnames(60_000) }, { key: 'kubernetes.io/hostname', operator: 'In', values: hostnames(60_000) }] };
-  t.match(messageOf(pod(affinity([tooLong])), large), /the required node affinity \(1 term\(s\), 2 requirement\(s\)\) need more than 800000 checks/, 'two 60,000-value lists cost more to read than the budget allows: refused as too complex');
+  t.match(messageOf(pod(affinity([tooLong])), large), /the required node affinity \(1 term, 2 requirements\) needs more than 800,000 checks/, 'two 60,000-value lists cost more to read than the budget allows: refused as too complex');
 
   lookups = 0;
   const terms = Array.from({ length: 15_000 }, (_, i) => ({ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [`absent-${i}`] }] }));
   t.equal(
     messageOf(pod(affinity(terms)), large),
-    'Pod airflow-jobs/export-4devg7t1: the required node affinity (15000 term(s), 15000 requirement(s)) need more than 800000 checks against the cluster\'s nodes, too many to tell in time whether they target the node denylist (rule quarantined-nodes). Name the nodes with fewer, shorter node-selector terms.',
+    'Pod airflow-jobs/export-4devg7t1: the required node affinity (15,000 terms, 15,000 requirements) needs more than 800,000 checks against the cluster\'s nodes, too many to tell in time whether they target the node denylist (rule quarantined-nodes). Name the nodes with fewer, shorter node-selector terms.',
     '15,000 terms against 5,000 nodes: refused as too complex to check',
   );
   t.ok(lookups <= 500_001, `15,000 terms x 5,000 nodes stopped after ${lookups} label lookups (75,000,000 unbounded)`);
@@ -217,7 +217,7 @@ t.test('hostile node constraints: values are looked up, and the work per review 
       return Reflect.get(target, property, receiver) as unknown;
     },
   });
-  t.match(messageOf(pod(affinity(endless)), large), /\(80000 term\(s\), 80000 requirement\(s\)\) need more than 800000 checks/);
+  t.match(messageOf(pod(affinity(endless)), large), /\(80,000 terms, 80,000 requirements\) needs more than 800,000 checks/);
   // The message's count reads each term once (80,000 reads); reading them as requirements stops at the budget.
   t.ok(read - 80_000 < 40_000, `${read - 80_000} of 80,000 terms read as requirements before the budget ran out`);
 
