@@ -110,38 +110,45 @@ export class AdmissionGate {
 
   /**
    * Cuts uploads still arriving from clients that hold more than `client` would with
-   * `size` more, until `size` fits; false if it cannot. A body already received is being
-   * judged and is let finish. At most one pass over the requests in flight per cut
-   * (bounded by the connection limit).
+   * `size` more, until `size` fits; false, cutting nothing, if it cannot. A body already
+   * received is being judged and is let finish. The cuts are chosen first, on a copy of
+   * what each client holds, so no upload is cut for a newcomer that is refused anyway.
+   * One pass over the requests in flight per cut (bounded by the connection limit).
    */
   #makeRoom(client: string, size: number): boolean {
     const floor = (this.#clients.get(client) ?? 0) + size;
-    while (this.#bytes + size > this.limit) {
-      const victim = this.#uploadToCut(client, floor);
+    const holds = new Map(this.#clients);
+    const cuts = new Set<IncomingMessage>();
+    let bytes = this.#bytes;
+    while (bytes + size > this.limit) {
+      const victim = this.#uploadToCut(client, floor, holds, cuts);
       if (victim === undefined) return false;
-      const from = this.#holding.get(victim)?.client ?? '';
-      this.release(victim);
-      victim.destroy();
+      cuts.add(victim.request);
+      bytes -= victim.held.size;
+      holds.set(victim.held.client, (holds.get(victim.held.client) ?? 0) - victim.held.size);
+    }
+    for (const request of cuts) {
+      const from = this.#holding.get(request)?.client ?? '';
+      this.release(request);
+      request.destroy();
       this.#options.onEvict(from);
     }
     return true;
   }
 
   /**
-   * An upload still arriving from a client other than `client` that holds more than
-   * `floor`: of the one holding the most, the largest.
+   * An upload still arriving, not yet chosen, from a client other than `client` that
+   * holds more than `floor` (by `holds`): of the one holding the most, the largest.
    */
-  #uploadToCut(client: string, floor: number): IncomingMessage | undefined {
-    let victim: IncomingMessage | undefined;
+  #uploadToCut(client: string, floor: number, holds: ReadonlyMap<string, number>, chosen: ReadonlySet<IncomingMessage>): { request: IncomingMessage; held: Held } | undefined {
+    let victim: { request: IncomingMessage; held: Held } | undefined;
     let victimClientBytes = floor;
-    let victimSize = 0;
     for (const [request, held] of this.#holding) {
-      if (held.client === client || request.complete || request.destroyed) continue;
-      const clientBytes = this.#clients.get(held.client) ?? 0;
-      if (clientBytes > victimClientBytes || (clientBytes === victimClientBytes && victim !== undefined && held.size > victimSize)) {
-        victim = request;
+      if (held.client === client || request.complete || request.destroyed || chosen.has(request)) continue;
+      const clientBytes = holds.get(held.client) ?? 0;
+      if (clientBytes > victimClientBytes || (clientBytes === victimClientBytes && victim !== undefined && held.size > victim.held.size)) {
+        victim = { request, held };
         victimClientBytes = clientBytes;
-        victimSize = held.size;
       }
     }
     return victim;

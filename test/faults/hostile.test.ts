@@ -38,6 +38,25 @@ async function started(t: Subtest, args: string[] = [], files: Parameters<typeof
   return { server, ca, url: `https://localhost:${server.port}`, cwd };
 }
 
+/**
+ * A TLS connection from `from` (all of 127/8 is this machine) that sends the headers of a
+ * review of `bytes` and none of its body; `closed` settles when podgate closes it, `text`
+ * is what it answered.
+ */
+async function announce(t: Subtest, port: number, ca: string, from: string, bytes: number): Promise<{ closed: Promise<boolean>; text: () => string }> {
+  const socket = tlsConnect({ socket: tcpConnect({ host: '127.0.0.1', port, localAddress: from }), ca, servername: 'localhost' });
+  socket.on('error', () => undefined);
+  t.teardown(() => { socket.destroy(); });
+  let text = '';
+  socket.on('data', (chunk: Buffer) => { text += chunk.toString('utf8'); });
+  const closed = new Promise<boolean>((resolve) => socket.once('close', () => { resolve(true); }));
+  await new Promise<void>((resolve) => socket.once('secureConnect', () => { resolve(); }));
+  socket.write(`POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${bytes}\r\n\r\n`);
+  return { closed, text: () => text };
+}
+
+const stillOpen = (closed: Promise<boolean>, ms: number) => Promise.race([closed.then(() => false), new Promise<boolean>((resolve) => setTimeout(() => { resolve(true); }, ms))]);
+
 t.test('one review with 200,000 malformed groups: a short 400, and the server stays up', async (t) => {
   const { server, ca, url } = await started(t);
   const review = makeReview(makeRequest(makePod()));
@@ -125,15 +144,7 @@ t.test("connections that announce 8 MiB bodies and send nothing cannot keep out 
   const { ca, server, url } = await started(t);
   const review = JSON.stringify(makeReview(makeRequest(makePod({ name: 'p', namespace: 'airflow' }))));
   // The squatter: another address (all of 127/8 is this machine), two connections, 8 MiB announced on each, nothing sent.
-  const squat = async (from = '127.0.0.2') => {
-    const socket = tlsConnect({ socket: tcpConnect({ host: '127.0.0.1', port: server.port, localAddress: from }), ca, servername: 'localhost' });
-    socket.on('error', () => undefined);
-    t.teardown(() => { socket.destroy(); });
-    const closed = new Promise<boolean>((resolve) => socket.once('close', () => { resolve(true); }));
-    await new Promise<void>((resolve) => socket.once('secureConnect', () => { resolve(); }));
-    socket.write(`POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${8 * 1024 * 1024}\r\n\r\n`);
-    return { closed };
-  };
+  const squat = (from = '127.0.0.2') => announce(t, server.port, ca, from, 8 * 1024 * 1024);
   const squatters = [(await squat()).closed, (await squat()).closed];
   const squatterAgent = new Agent({ localAddress: '127.0.0.2' });
   t.teardown(() => { squatterAgent.destroy(); });
@@ -157,6 +168,23 @@ t.test("connections that announce 8 MiB bodies and send nothing cannot keep out 
   const bigger = JSON.stringify(makeReview(makeRequest(makePod({ name: 'p', namespace: 'airflow', spec: { containers: [{ name: 'c', image: 'i', env: [{ name: 'X', value: 'x'.repeat(7 * 1024 * 1024) }] }] } }))));
   await waitFor('the third squatter holding its share', async () => (await call(`${url}/validate`, { ca, body: bigger, agent: squatterAgent }).catch(() => ({ status: -1 }))).status !== 200);
   t.equal(await Promise.race([third, new Promise<string>((resolve) => setTimeout(() => { resolve('open'); }, 500))]), 'open', 'a client holding less is never cut for one holding more');
+});
+
+t.test('an upload is cut only when the cuts make room: a newcomer that would not fit anyway is refused and nothing is cut', async (t) => {
+  const { ca, server } = await started(t);
+  const MiB = 1024 * 1024;
+  // 16 MiB held: 4 MiB by one address, 2 x 6 MiB by another.
+  const light = await announce(t, server.port, ca, '127.0.0.2', 4 * MiB);
+  const heavy = [await announce(t, server.port, ca, '127.0.0.3', 6 * MiB), await announce(t, server.port, ca, '127.0.0.3', 6 * MiB)];
+  // 8 MiB more: only the 12 MiB address holds more than the newcomer would, and cutting one of its uploads leaves 2 MiB short.
+  const newcomer = await announce(t, server.port, ca, '127.0.0.4', 8 * MiB);
+  await newcomer.closed;
+  t.match(newcomer.text(), /^HTTP\/1\.1 503 [^]*podgate is already reading or judging 16,777,216 bytes/, 'the newcomer is refused');
+  t.same(await Promise.all([light, ...heavy].map(({ closed }) => stillOpen(closed, 300))), [true, true, true], 'and no upload was cut for it');
+  // A small review from another address: one cut of the heaviest makes room.
+  const small = await announce(t, server.port, ca, '127.0.0.5', 5000);
+  t.equal(await stillOpen(small.closed, 300), true, 'a small one is let in');
+  t.same(await Promise.all(heavy.map(({ closed }) => stillOpen(closed, 300))).then((open) => open.filter((o) => !o).length), 1, 'by cutting one of the heaviest address\'s uploads');
 });
 
 t.test('a body sent to a path podgate does not serve counts against the budget too, and gives it back when answered', async (t) => {
