@@ -64,6 +64,7 @@ const COMMA = 0x2c;
  * refuses it; nothing here throws or loops on any input.
  */
 export function scanBody(text: string, limit: number = OBJECT_MEMBER_LIMIT): BodyScan {
+  if (tooShortToScan(text, limit)) return ORDINARY; // nearly every review: no scanner to make
   const scanner = new BodyScanner(text, limit);
   let scan = scanner.step(text.length);
   while (scan === undefined) scan = scanner.step(text.length);
@@ -95,8 +96,7 @@ export class BodyScanner {
   constructor(text: string, limit: number = OBJECT_MEMBER_LIMIT) {
     this.#text = text;
     this.#limit = limit;
-    // Below this size neither an oversized object nor nesting that costs JSON.parse more than a few milliseconds fits.
-    if (text.length <= limit * MIN_MEMBER_CHARS || cannotHold(text, limit)) this.#result = ORDINARY;
+    if (tooShortToScan(text, limit) || cannotHold(text, limit)) this.#result = ORDINARY;
   }
 
   /** Scans on for about `characters` more (a string is read to its end); the answer once the text is done. */
@@ -172,6 +172,11 @@ export class BodyScanner {
     this.#levels = undefined; // 170 KB: not kept while the review is parsed and judged
     return result;
   }
+}
+
+/** Below this size neither an oversized object nor nesting that costs JSON.parse more than a few milliseconds fits. */
+function tooShortToScan(text: string, limit: number): boolean {
+  return text.length <= limit * MIN_MEMBER_CHARS;
 }
 
 /**
