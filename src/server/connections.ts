@@ -1,5 +1,5 @@
-import type { Server } from 'node:net';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { Tally } from '../lib/tally.ts';
 
 export interface ConnectionLimitOptions {
   /** Open connections at most, TLS handshakes included. */
@@ -39,7 +39,7 @@ interface Tracked {
 export class ConnectionLimit {
   readonly #options: ConnectionLimitOptions;
   readonly #sockets = new Map<Socket, Tracked>();
-  readonly #perClient = new Map<string, number>();
+  readonly #perClient = new Tally<string>();
   readonly #sweep: NodeJS.Timeout;
 
   constructor(options: ConnectionLimitOptions) {
@@ -53,10 +53,6 @@ export class ConnectionLimit {
     server.on('connection', (socket: Socket) => { this.#accept(socket); });
   }
 
-  get size(): number {
-    return this.#sockets.size;
-  }
-
   stop(): void {
     clearInterval(this.#sweep);
   }
@@ -68,7 +64,7 @@ export class ConnectionLimit {
       return;
     }
     this.#sockets.set(socket, { client, bytesRead: socket.bytesRead, activeAt: performance.now() });
-    this.#perClient.set(client, (this.#perClient.get(client) ?? 0) + 1);
+    this.#perClient.add(client, 1);
     socket.once('close', () => { this.#forget(socket); });
   }
 
@@ -76,22 +72,20 @@ export class ConnectionLimit {
     const tracked = this.#sockets.get(socket);
     if (tracked === undefined) return;
     this.#sockets.delete(socket);
-    const left = (this.#perClient.get(tracked.client) ?? 0) - 1;
-    if (left > 0) this.#perClient.set(tracked.client, left);
-    else this.#perClient.delete(tracked.client);
+    this.#perClient.add(tracked.client, -1);
   }
 
   /** Closes one idle connection of the address holding the most, if it holds more than `client` would with one more. */
   #makeRoom(client: string): boolean {
     const now = performance.now();
-    const floor = (this.#perClient.get(client) ?? 0) + 1;
+    const floor = this.#perClient.get(client) + 1;
     let victim: Socket | undefined;
     let victimCount = floor;
     let victimActiveAt = Infinity;
     for (const [socket, tracked] of this.#sockets) {
       if (tracked.client === client) continue;
       this.#observe(socket, tracked, now);
-      const count = this.#perClient.get(tracked.client) ?? 0;
+      const count = this.#perClient.get(tracked.client);
       if (now - tracked.activeAt < this.#options.idleAfterMs) continue;
       // Of the address with the most, the connection idle the longest.
       if (count > victimCount || (count === victimCount && victim !== undefined && tracked.activeAt < victimActiveAt)) {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventLoopLag } from './lag.ts';
 import { formatCount } from '../lib/format.ts';
+import { Tally } from '../lib/tally.ts';
 
 export interface GateOptions {
   /** The largest body accepted; a body of unknown length (chunked) is counted as this large. */
@@ -58,7 +59,7 @@ export class AdmissionGate {
   #bytes = 0;
   readonly #holding = new Map<IncomingMessage, Held>();
   /** Bytes held per client address. */
-  readonly #clients = new Map<string, number>();
+  readonly #clients = new Tally<string>();
   readonly #sweep: NodeJS.Timeout;
 
   constructor(options: GateOptions) {
@@ -92,7 +93,7 @@ export class AdmissionGate {
       return this.#shed(response, `podgate is already reading or judging ${formatCount(this.#bytes)} bytes of reviews (its budget is ${formatCount(this.limit)})`);
     }
     this.#bytes += size;
-    this.#clients.set(client, (this.#clients.get(client) ?? 0) + size);
+    this.#clients.add(client, size);
     this.#holding.set(request, { size, response, client });
     return true;
   }
@@ -102,9 +103,7 @@ export class AdmissionGate {
     const held = this.#holding.get(request);
     if (held === undefined) return;
     this.#bytes -= held.size;
-    const left = (this.#clients.get(held.client) ?? 0) - held.size;
-    if (left > 0) this.#clients.set(held.client, left);
-    else this.#clients.delete(held.client);
+    this.#clients.add(held.client, -held.size);
     this.#holding.delete(request);
   }
 
@@ -116,8 +115,8 @@ export class AdmissionGate {
    * One pass over the requests in flight per cut (bounded by the connection limit).
    */
   #makeRoom(client: string, size: number): boolean {
-    const floor = (this.#clients.get(client) ?? 0) + size;
-    const holds = new Map(this.#clients);
+    const floor = this.#clients.get(client) + size;
+    const holds = this.#clients.copy();
     const cuts = new Set<IncomingMessage>();
     let bytes = this.#bytes;
     while (bytes + size > this.limit) {
@@ -125,7 +124,7 @@ export class AdmissionGate {
       if (victim === undefined) return false;
       cuts.add(victim.request);
       bytes -= victim.held.size;
-      holds.set(victim.held.client, (holds.get(victim.held.client) ?? 0) - victim.held.size);
+      holds.add(victim.held.client, -victim.held.size);
     }
     for (const request of cuts) {
       const from = this.#holding.get(request)?.client ?? '';
@@ -140,12 +139,12 @@ export class AdmissionGate {
    * An upload still arriving, not yet chosen, from a client other than `client` that
    * holds more than `floor` (by `holds`): of the one holding the most, the largest.
    */
-  #uploadToCut(client: string, floor: number, holds: ReadonlyMap<string, number>, chosen: ReadonlySet<IncomingMessage>): { request: IncomingMessage; held: Held } | undefined {
+  #uploadToCut(client: string, floor: number, holds: Tally<string>, chosen: ReadonlySet<IncomingMessage>): { request: IncomingMessage; held: Held } | undefined {
     let victim: { request: IncomingMessage; held: Held } | undefined;
     let victimClientBytes = floor;
     for (const [request, held] of this.#holding) {
       if (held.client === client || request.complete || request.destroyed || chosen.has(request)) continue;
-      const clientBytes = holds.get(held.client) ?? 0;
+      const clientBytes = holds.get(held.client);
       if (clientBytes > victimClientBytes || (clientBytes === victimClientBytes && victim !== undefined && held.size > victim.held.size)) {
         victim = { request, held };
         victimClientBytes = clientBytes;
