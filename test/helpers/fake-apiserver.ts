@@ -147,9 +147,11 @@ export class FakeApiServer {
     }
   }
   openWatches(): number {
-    let count = 0;
-    for (const set of this.#watchers.values()) count += set.size;
-    return count;
+    return this.openWatchSelectors().length;
+  }
+  /** The label selector of each open watch (null for none), so a test can tell an old watch from its replacement. */
+  openWatchSelectors(): (string | null)[] {
+    return [...this.#watchers.values()].flatMap((set) => [...set].map((watcher) => watcher.selector));
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
