@@ -1,4 +1,5 @@
 import type { DocPath } from '../lib/schema.ts';
+import { escapedStringEnd, StringEnds } from './jsonStrings.ts';
 
 /**
  * Most members podgate reads in one JSON object of a review. Kubernetes bounds an
@@ -44,11 +45,8 @@ const MIN_MEMBER_CHARS = 5;
 const PATH_SHOWN = 12;
 /** Longest key a path quotes. */
 const KEY_SHOWN = 64;
-/** Strings up to this long are read a character at a time; longer ones with indexOf. */
-const SHORT_STRING = 32;
 
 const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
 const OPEN_OBJECT = 0x7b;
 const CLOSE_OBJECT = 0x7d;
 const OPEN_ARRAY = 0x5b;
@@ -91,7 +89,7 @@ export class BodyScanner {
   #index = 0;
   #depth = 0;
   #expectKey = false;
-  #nextBackslash = -1;
+  #strings: StringEnds | undefined;
 
   constructor(text: string, limit: number = OBJECT_MEMBER_LIMIT) {
     this.#text = text;
@@ -111,29 +109,13 @@ export class BodyScanner {
     let oversized = this.#oversized;
     let depth = this.#depth;
     let expectKey = this.#expectKey;
-    let nextBackslash = this.#nextBackslash;
+    const strings = (this.#strings ??= new StringEnds(text));
     let index = this.#index;
     for (; index < stepEnd; index += 1) {
       const code = text.charCodeAt(index);
       if (code === QUOTE) {
         const start = index + 1;
-        // A short string is read a character at a time; past SHORT_STRING, the closing quote is found
-        // with indexOf (native), checked against the next backslash, itself searched for again only
-        // once passed (so many long strings do not each search the rest of the text for one).
-        let end = start;
-        const stop = Math.min(length, start + SHORT_STRING);
-        let last = 0;
-        for (; end < stop; end += 1) {
-          last = text.charCodeAt(end);
-          if (last === QUOTE || last === BACKSLASH) break;
-        }
-        if (end === stop && stop < length) {
-          if (nextBackslash < end) nextBackslash = indexOrEnd(text, '\\', end);
-          const quote = indexOrEnd(text, '"', end);
-          end = nextBackslash < quote ? escapedStringEnd(text, nextBackslash) : quote;
-        } else if (end < stop && last === BACKSLASH) {
-          end = escapedStringEnd(text, end);
-        }
+        const end = strings.end(start);
         if (expectKey && depth > 0) {
           expectKey = false;
           const top = depth - 1;
@@ -162,7 +144,6 @@ export class BodyScanner {
     this.#oversized = oversized;
     this.#depth = depth;
     this.#expectKey = expectKey;
-    this.#nextBackslash = nextBackslash;
     this.#index = index;
     return undefined;
   }
@@ -195,22 +176,6 @@ function occurrences(text: string, search: string, most: number): number {
   let count = 0;
   for (let at = text.indexOf(search); at !== -1 && count < most; at = text.indexOf(search, at + 1)) count += 1;
   return count;
-}
-
-/** The closing quote of a string, read a character at a time from `from` inside it (the text's length if none). */
-function escapedStringEnd(text: string, from: number): number {
-  let at = from;
-  while (at < text.length) {
-    const code = text.charCodeAt(at);
-    if (code === QUOTE) return at;
-    at += code === BACKSLASH ? 2 : 1;
-  }
-  return text.length;
-}
-
-function indexOrEnd(text: string, search: string, from: number): number {
-  const found = text.indexOf(search, from);
-  return found === -1 ? text.length : found;
 }
 
 function oversizedAt(text: string, levels: Levels, depth: number, limit: number): OversizedObject {

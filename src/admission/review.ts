@@ -82,13 +82,28 @@ export function readAdmissionReview(text: string, parse: (text: string) => unkno
 
 /** readAdmissionReview with the scan already done (the server does it in steps: BodyScanner). */
 export function readScannedReview(text: string, scan: BodyScan, parse: (text: string) => unknown = JSON.parse): ReadReview {
-  if (scan.shape === 'tooDeep') return { ok: false, error: `request body nests deeper than ${formatCount(scan.limit)} levels; an API server sends at most 10,000` };
+  const refused = refusedBeforeParsing(scan);
+  if (refused !== undefined) return refused;
   let body: unknown;
   try {
     body = parse(text);
   } catch (error) {
-    return { ok: false, error: `request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}` };
+    return notJson(error);
   }
+  return reviewOfBody(body, scan);
+}
+
+/** A body whose scan alone refuses it: nesting JSON.parse would pay for before anything is checked. */
+export function refusedBeforeParsing(scan: BodyScan): ReadReview | undefined {
+  return scan.shape === 'tooDeep' ? { ok: false, error: `request body nests deeper than ${formatCount(scan.limit)} levels; an API server sends at most 10,000` } : undefined;
+}
+
+export function notJson(error: unknown): ReadReview {
+  return { ok: false, error: `request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}` };
+}
+
+/** The parsed body, checked: the envelope, and an oversized object only where the rules report it. */
+export function reviewOfBody(body: unknown, scan: BodyScan): ReadReview {
   const oversized = scan.shape === 'oversized' ? scan.object : undefined;
   if (oversized !== undefined && !inReviewedObject(oversized.path)) {
     return { ok: false, error: `not an AdmissionReview podgate can answer: ${formatPath(oversized.path)}${oversized.deeper ? '…' : ''} holds more than ${formatCount(oversized.limit)} entries` };

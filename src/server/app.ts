@@ -9,7 +9,8 @@ import { decide } from '../engine/decide.ts';
 import type { Decision } from '../engine/decision.ts';
 import { admissionResponse } from './response.ts';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { readAdmissionReview, readScannedReview, type AdmissionRequest, type ReadReview } from '../admission/review.ts';
+import { notJson, readAdmissionReview, refusedBeforeParsing, reviewOfBody, type AdmissionRequest, type ReadReview } from '../admission/review.ts';
+import { JsonInSteps } from '../admission/jsonInSteps.ts';
 import { BodyScanner } from '../admission/oversized.ts';
 import { objectName } from '../policy/workload.ts';
 import type { ClusterState } from '../policy/cluster.ts';
@@ -55,13 +56,14 @@ const SERVER_TIMEOUTS = {
 } as const;
 
 /**
- * Characters of a body scanned per event-loop turn (oversized.ts): a few milliseconds.
- * A body no longer than this is read and judged in one turn, as nearly every review
- * is (a few KiB); a larger one in several, so that no turn holds the event loop for
- * the scan, JSON.parse and the rules of an 8 MiB body at once (120-200 ms for the
- * densest): other reviews and /healthz are answered in between.
+ * Characters of a large body scanned (oversized.ts), or parsed (jsonInSteps.ts), per
+ * event-loop turn: 5-30 ms each for the densest text (npm run bench, worst cases). A body no longer than this is read and
+ * judged in one turn, as nearly every review is (a few KiB); a larger one in several,
+ * so that no turn holds the event loop for the scan, JSON.parse and the rules of an
+ * 8 MiB body at once (120-200 ms for the densest, 40-80 ms of it JSON.parse): other
+ * reviews and /healthz are answered in between.
  */
-export const SCAN_STEP_CHARS = 1 << 20;
+export const BODY_STEP_CHARS = 1 << 19;
 
 /** At most one log line per this many ms about uploads (gate.ts), and one about connections (connections.ts), cut to make room. */
 const EVICTION_LOG_INTERVAL_MS = 10_000;
@@ -182,10 +184,10 @@ export function buildApp(deps: AppDeps) {
   const admit = (phase: Phase) => (request: FastifyRequest, reply: FastifyReply): void => {
     const started = performance.now();
     const body = request.body;
-    if (typeof body === 'string' && body.length > SCAN_STEP_CHARS) {
+    if (typeof body === 'string' && body.length > BODY_STEP_CHARS) {
       readInTurns(body)
         .then(async (read) => {
-          await nextTurn(); // JSON.parse had this turn; the rules get the next
+          await nextTurn(); // the last parse step had this turn; the rules get the next
           answerReview(deps, metrics, phase, read, reply, started);
         })
         .catch((error: unknown) => reply.send(error))
@@ -245,18 +247,33 @@ function readinessSummary(state: Readiness): { ready: boolean; checks: Record<st
 const EMPTY_BODY: ReadReview = { ok: false, error: 'request body is empty; POST an AdmissionReview' };
 
 /**
- * A large body read as readAdmissionReview reads it, but a scan step per event-loop turn
- * and JSON.parse in a turn of its own. `turn` waits for the next one (tests count them).
+ * A large body read as readAdmissionReview reads it, in event-loop turns of
+ * BODY_STEP_CHARS each: the scan (BodyScanner) a step per turn, then JSON.parse's work
+ * a step per turn (JsonInSteps). `turn` waits for the next one (tests count them; the bench
+ * times them).
  */
 export async function readInTurns(text: string, turn: () => Promise<unknown> = nextTurn): Promise<ReadReview> {
   const scanner = new BodyScanner(text);
-  let scan = scanner.step(SCAN_STEP_CHARS);
+  let scan = scanner.step(BODY_STEP_CHARS);
   while (scan === undefined) {
     await turn();
-    scan = scanner.step(SCAN_STEP_CHARS);
+    scan = scanner.step(BODY_STEP_CHARS);
   }
-  await turn();
-  return readScannedReview(text, scan);
+  const refused = refusedBeforeParsing(scan);
+  if (refused !== undefined) return refused;
+  const parser = new JsonInSteps(text);
+  let body: unknown;
+  try {
+    let parsed: { readonly value: unknown } | undefined;
+    while (parsed === undefined) {
+      await turn();
+      parsed = parser.step(BODY_STEP_CHARS);
+    }
+    body = parsed.value;
+  } catch (error) {
+    return notJson(error);
+  }
+  return reviewOfBody(body, scan);
 }
 
 function answerReview(deps: AppDeps, metrics: Metrics, phase: Phase, parsed: ReadReview, reply: FastifyReply, started: number): FastifyReply {

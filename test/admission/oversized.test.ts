@@ -1,6 +1,7 @@
 import t from 'tap';
 import { BodyScanner, NESTING_LIMIT, OBJECT_MEMBER_LIMIT, scanBody, type BodyScan } from '../../src/admission/oversized.ts';
 import { isRecord } from '../../src/lib/json.ts';
+import { randomValue } from '../helpers/random-json.ts';
 
 const entries = (count: number, make: (i: number) => [string, unknown] = (i) => [`k${i}`, 'v']) => Object.fromEntries(Array.from({ length: count }, (_, i) => make(i)));
 const pathOf = (scan: BodyScan) => (scan.shape === 'oversized' ? scan.object.path : undefined);
@@ -48,26 +49,6 @@ t.test('text that is not JSON gets an answer, never an exception or a hang', asy
     t.doesNotThrow(() => scanBody(text, 1), JSON.stringify(text.slice(0, 20)));
   }
 });
-
-/** A seeded generator of JSON values: nested objects and arrays, strings with quotes, escapes and non-ASCII. */
-function randomValue(seed: number): unknown {
-  let state = seed;
-  const next = () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
-  const pieces = ['a', '"', '\\', '{', '}', '[', ']', ',', ':', 'é', '\u2028', '😀', 'x'.repeat(40)];
-  // Keys stay under the 64 characters a reported path quotes whole; values may be long.
-  const text = (kinds = pieces.length) => Array.from({ length: Math.floor(next() * 6) }, () => pieces[Math.floor(next() * kinds)] ?? '').join('');
-  const make = (depth: number): unknown => {
-    const roll = next();
-    if (depth > 5 || roll < 0.3) return roll < 0.15 ? text() : Math.floor(next() * 100);
-    if (roll < 0.6) return Array.from({ length: Math.floor(next() * 5) }, () => make(depth + 1));
-    const size = Math.floor(next() * 7);
-    return Object.fromEntries(Array.from({ length: size }, (_, i) => [`${text(pieces.length - 1)}${i}`, make(depth + 1)]));
-  };
-  return make(0);
-}
 
 function follow(value: unknown, path: readonly (string | number)[]): unknown {
   let current = value;
