@@ -1,4 +1,4 @@
-import { StringEnds } from './jsonStrings.ts';
+import { CLOSE_ARRAY, CLOSE_OBJECT, COLON, COMMA, OPEN_ARRAY, OPEN_OBJECT, QUOTE, StringEnds } from './jsonText.ts';
 import { NESTING_LIMIT } from './oversized.ts';
 
 /**
@@ -276,11 +276,3 @@ function atBodyPosition(error: unknown, offset: number): string {
   const message = error instanceof Error ? error.message : String(error);
   return message.replace(/ at position (\d+)(?: \(line \d+ column \d+\))?/, (_match, position: string) => ` at position ${offset + Number(position)}`);
 }
-
-const QUOTE = 0x22;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
-const COMMA = 0x2c;
-const COLON = 0x3a;

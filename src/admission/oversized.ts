@@ -1,5 +1,5 @@
 import type { DocPath } from '../lib/schema.ts';
-import { escapedStringEnd, StringEnds } from './jsonStrings.ts';
+import { CLOSE_ARRAY, CLOSE_OBJECT, COMMA, escapedStringEnd, OPEN_ARRAY, OPEN_OBJECT, QUOTE, StringEnds } from './jsonText.ts';
 
 /**
  * Most members podgate reads in one JSON object of a review. Kubernetes bounds an
@@ -46,12 +46,6 @@ const PATH_SHOWN = 12;
 /** Longest key a path quotes. */
 const KEY_SHOWN = 64;
 
-const QUOTE = 0x22;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
-const COMMA = 0x2c;
 
 /**
  * One pass over a body's text, before JSON.parse: whether it nests deeper than

@@ -49,5 +49,12 @@ function indexOrEnd(text: string, search: string, from: number): number {
   return found === -1 ? text.length : found;
 }
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
+/** The characters of JSON's structure, as charCodeAt gives them. */
+export const QUOTE = 0x22;
+export const BACKSLASH = 0x5c;
+export const OPEN_OBJECT = 0x7b;
+export const CLOSE_OBJECT = 0x7d;
+export const OPEN_ARRAY = 0x5b;
+export const CLOSE_ARRAY = 0x5d;
+export const COMMA = 0x2c;
+export const COLON = 0x3a;
