@@ -1,5 +1,6 @@
 import { CLOSE_ARRAY, CLOSE_OBJECT, COLON, COMMA, OPEN_ARRAY, OPEN_OBJECT, QUOTE, StringEnds } from './jsonText.ts';
 import { NESTING_LIMIT } from './oversized.ts';
+import { countOf } from '../lib/format.ts';
 
 /**
  * JSON.parse in steps, for the few request bodies over 512 KiB: one JSON.parse of the
@@ -163,7 +164,7 @@ export class JsonInSteps {
   }
 
   #end(): unknown {
-    if (this.#depth > 1) throw new SyntaxError(`Unterminated JSON: ${this.#depth - 1} levels left open at the end`);
+    if (this.#depth > 1) throw new SyntaxError(`Unterminated JSON: ${countOf(this.#depth - 1, 'level')} left open at the end`);
     const body = this.#frames[0] as Frame;
     this.#finishRun(body, this.#text.length); // a ',' at the top leaves more than one value
     const values = valueOf(body) as unknown[];

@@ -98,6 +98,7 @@ export function refusedBeforeParsing(scan: BodyScan): ReadReview | undefined {
   return scan.shape === 'tooDeep' ? { ok: false, error: `request body nests deeper than ${formatCount(scan.limit)} levels; an API server sends at most 10,000` } : undefined;
 }
 
+/** The 400 for a body JSON.parse (or JsonInSteps) refuses, with the parser's reason. */
 export function notJson(error: unknown): ReadReview {
   return { ok: false, error: `request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}` };
 }

@@ -57,11 +57,11 @@ const SERVER_TIMEOUTS = {
 
 /**
  * Characters of a large body scanned (oversized.ts), or parsed (jsonInSteps.ts), per
- * event-loop turn: 5-30 ms each for the densest text (npm run bench, worst cases). A body no longer than this is read and
- * judged in one turn, as nearly every review is (a few KiB); a larger one in several,
- * so that no turn holds the event loop for the scan, JSON.parse and the rules of an
- * 8 MiB body at once (120-200 ms for the densest, 40-80 ms of it JSON.parse): other
- * reviews and /healthz are answered in between.
+ * event-loop turn: 5-30 ms each for the densest text (npm run bench, worst cases). A
+ * body no longer than this is read and judged in one turn, as nearly every review is (a
+ * few KiB); a larger one in several, so that no turn holds the event loop for the scan,
+ * JSON.parse and the rules of an 8 MiB body at once (120-200 ms for the densest, 40-80
+ * ms of it one JSON.parse): other reviews and /healthz are answered in between.
  */
 export const BODY_STEP_CHARS = 1 << 19;
 
@@ -249,8 +249,8 @@ const EMPTY_BODY: ReadReview = { ok: false, error: 'request body is empty; POST 
 /**
  * A large body read as readAdmissionReview reads it, in event-loop turns of
  * BODY_STEP_CHARS each: the scan (BodyScanner) a step per turn, then JSON.parse's work
- * a step per turn (JsonInSteps). `turn` waits for the next one (tests count them; the bench
- * times them).
+ * a step per turn (JsonInSteps). `turn` waits for the next one (tests count them; the
+ * bench times them).
  */
 export async function readInTurns(text: string, turn: () => Promise<unknown> = nextTurn): Promise<ReadReview> {
   const scanner = new BodyScanner(text);
@@ -271,6 +271,7 @@ export async function readInTurns(text: string, turn: () => Promise<unknown> = n
     }
     body = parsed.value;
   } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error; // a fault of podgate's: a 500, not the client's 400
     return notJson(error);
   }
   return reviewOfBody(body, scan);

@@ -239,6 +239,11 @@ t.test('a large body is read in turns: a scan step per turn, then a parse step p
     const steps = Math.ceil(text.length / BODY_STEP_CHARS);
     t.ok(steps >= 3 && turns === 2 * steps - 1, `${name}: ${text.length} characters, ${turns} turns given up: one after each of the ${steps} scan steps but the last, and one before each of the ${steps} parse steps`);
   }
+  for (const broken of [dense.slice(0, -1), `${dense.slice(0, 700_000)},,${dense.slice(700_000)}`]) {
+    const read = await readInTurns(broken, async () => {});
+    t.match(read, { ok: false, error: /^request body is not valid JSON: / }, 'a large body that is not JSON: the 400 JSON.parse would give');
+    t.equal(readAdmissionReview(broken).ok, false);
+  }
   const found = readAdmissionReview(oversized);
   t.same(found.ok ? found.oversized?.path : found.error, ['request', 'object', 'metadata', 'annotations'], 'the oversized case is found oversized');
 
