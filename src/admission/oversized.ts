@@ -46,7 +46,6 @@ const PATH_SHOWN = 12;
 /** Longest key a path quotes. */
 const KEY_SHOWN = 64;
 
-
 /**
  * One pass over a body's text, before JSON.parse: whether it nests deeper than
  * NESTING_LIMIT (it stops there), and the first object with more than `limit` members.

@@ -1,7 +1,8 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { compileFirstErrorValidator, formatPath, schemaProblems, StringEnum, type DocPath, type Problem } from '../lib/schema.ts';
 import { isRecord } from '../lib/json.ts';
-import { scanBody, type BodyScan, type OversizedObject } from './oversized.ts';
+import { BodyScanner, scanBody, type BodyScan, type OversizedObject } from './oversized.ts';
+import { JsonInSteps } from './jsonInSteps.ts';
 import { formatCount } from '../lib/format.ts';
 
 /**
@@ -80,8 +81,50 @@ export function readAdmissionReview(text: string, parse: (text: string) => unkno
   return readScannedReview(text, scanBody(text), parse);
 }
 
-/** readAdmissionReview with the scan already done (the server does it in steps: BodyScanner). */
-export function readScannedReview(text: string, scan: BodyScan, parse: (text: string) => unknown = JSON.parse): ReadReview {
+/**
+ * Characters of a large body scanned (oversized.ts), or parsed (jsonInSteps.ts), per
+ * event-loop turn: 5-30 ms each for the densest text (npm run bench, worst cases). The
+ * server reads and judges a body no longer than this in one turn, as nearly every review
+ * is (a few KiB); a larger one in several (readInTurns), so that no turn holds the event
+ * loop for the scan, JSON.parse and the rules of an 8 MiB body at once (120-200 ms for
+ * the densest, 40-80 ms of it one JSON.parse): other reviews and /healthz are answered
+ * in between.
+ */
+export const BODY_STEP_CHARS = 1 << 19;
+
+/**
+ * A large body read as readAdmissionReview reads it, in event-loop turns of
+ * BODY_STEP_CHARS each: the scan (BodyScanner) a step per turn, then JSON.parse's work
+ * a step per turn (JsonInSteps). `turn` waits for the next one (the server: setImmediate;
+ * tests count them; the bench times them).
+ */
+export async function readInTurns(text: string, turn: () => Promise<unknown>): Promise<ReadReview> {
+  const scanner = new BodyScanner(text);
+  let scan = scanner.step(BODY_STEP_CHARS);
+  while (scan === undefined) {
+    await turn();
+    scan = scanner.step(BODY_STEP_CHARS);
+  }
+  const refused = refusedBeforeParsing(scan);
+  if (refused !== undefined) return refused;
+  const parser = new JsonInSteps(text);
+  let body: unknown;
+  try {
+    let parsed: { readonly value: unknown } | undefined;
+    while (parsed === undefined) {
+      await turn();
+      parsed = parser.step(BODY_STEP_CHARS);
+    }
+    body = parsed.value;
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error; // a fault of podgate's: a 500, not the client's 400
+    return notJson(error);
+  }
+  return reviewOfBody(body, scan);
+}
+
+/** readAdmissionReview with the scan already done. */
+function readScannedReview(text: string, scan: BodyScan, parse: (text: string) => unknown = JSON.parse): ReadReview {
   const refused = refusedBeforeParsing(scan);
   if (refused !== undefined) return refused;
   let body: unknown;
@@ -94,17 +137,17 @@ export function readScannedReview(text: string, scan: BodyScan, parse: (text: st
 }
 
 /** A body whose scan alone refuses it: nesting JSON.parse would pay for before anything is checked. */
-export function refusedBeforeParsing(scan: BodyScan): ReadReview | undefined {
+function refusedBeforeParsing(scan: BodyScan): ReadReview | undefined {
   return scan.shape === 'tooDeep' ? { ok: false, error: `request body nests deeper than ${formatCount(scan.limit)} levels; an API server sends at most 10,000` } : undefined;
 }
 
 /** The 400 for a body JSON.parse (or JsonInSteps) refuses, with the parser's reason. */
-export function notJson(error: unknown): ReadReview {
+function notJson(error: unknown): ReadReview {
   return { ok: false, error: `request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}` };
 }
 
 /** The parsed body, checked: the envelope, and an oversized object only where the rules report it. */
-export function reviewOfBody(body: unknown, scan: BodyScan): ReadReview {
+function reviewOfBody(body: unknown, scan: BodyScan): ReadReview {
   const oversized = scan.shape === 'oversized' ? scan.object : undefined;
   if (oversized !== undefined && !inReviewedObject(oversized.path)) {
     return { ok: false, error: `not an AdmissionReview podgate can answer: ${formatPath(oversized.path)}${oversized.deeper ? '…' : ''} holds more than ${formatCount(oversized.limit)} entries` };

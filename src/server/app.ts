@@ -9,9 +9,7 @@ import { decide } from '../engine/decide.ts';
 import type { Decision } from '../engine/decision.ts';
 import { admissionResponse } from './response.ts';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { notJson, readAdmissionReview, refusedBeforeParsing, reviewOfBody, type AdmissionRequest, type ReadReview } from '../admission/review.ts';
-import { JsonInSteps } from '../admission/jsonInSteps.ts';
-import { BodyScanner } from '../admission/oversized.ts';
+import { BODY_STEP_CHARS, readAdmissionReview, readInTurns, type AdmissionRequest, type ReadReview } from '../admission/review.ts';
 import { objectName } from '../policy/workload.ts';
 import type { ClusterState } from '../policy/cluster.ts';
 import type { Policy } from '../policy/policy.ts';
@@ -54,16 +52,6 @@ const SERVER_TIMEOUTS = {
   headersTimeout: REQUEST_TIMEOUT_MS,
   connectionsCheckingInterval: 1000,
 } as const;
-
-/**
- * Characters of a large body scanned (oversized.ts), or parsed (jsonInSteps.ts), per
- * event-loop turn: 5-30 ms each for the densest text (npm run bench, worst cases). A
- * body no longer than this is read and judged in one turn, as nearly every review is (a
- * few KiB); a larger one in several, so that no turn holds the event loop for the scan,
- * JSON.parse and the rules of an 8 MiB body at once (120-200 ms for the densest, 40-80
- * ms of it one JSON.parse): other reviews and /healthz are answered in between.
- */
-export const BODY_STEP_CHARS = 1 << 19;
 
 /** At most one log line per this many ms about uploads (gate.ts), and one about connections (connections.ts), cut to make room. */
 const EVICTION_LOG_INTERVAL_MS = 10_000;
@@ -185,7 +173,7 @@ export function buildApp(deps: AppDeps) {
     const started = performance.now();
     const body = request.body;
     if (typeof body === 'string' && body.length > BODY_STEP_CHARS) {
-      readInTurns(body)
+      readInTurns(body, nextTurn)
         .then(async (read) => {
           await nextTurn(); // the last parse step had this turn; the rules get the next
           answerReview(deps, metrics, phase, read, reply, started);
@@ -245,37 +233,6 @@ function readinessSummary(state: Readiness): { ready: boolean; checks: Record<st
 }
 
 const EMPTY_BODY: ReadReview = { ok: false, error: 'request body is empty; POST an AdmissionReview' };
-
-/**
- * A large body read as readAdmissionReview reads it, in event-loop turns of
- * BODY_STEP_CHARS each: the scan (BodyScanner) a step per turn, then JSON.parse's work
- * a step per turn (JsonInSteps). `turn` waits for the next one (tests count them; the
- * bench times them).
- */
-export async function readInTurns(text: string, turn: () => Promise<unknown> = nextTurn): Promise<ReadReview> {
-  const scanner = new BodyScanner(text);
-  let scan = scanner.step(BODY_STEP_CHARS);
-  while (scan === undefined) {
-    await turn();
-    scan = scanner.step(BODY_STEP_CHARS);
-  }
-  const refused = refusedBeforeParsing(scan);
-  if (refused !== undefined) return refused;
-  const parser = new JsonInSteps(text);
-  let body: unknown;
-  try {
-    let parsed: { readonly value: unknown } | undefined;
-    while (parsed === undefined) {
-      await turn();
-      parsed = parser.step(BODY_STEP_CHARS);
-    }
-    body = parsed.value;
-  } catch (error) {
-    if (!(error instanceof SyntaxError)) throw error; // a fault of podgate's: a 500, not the client's 400
-    return notJson(error);
-  }
-  return reviewOfBody(body, scan);
-}
 
 function answerReview(deps: AppDeps, metrics: Metrics, phase: Phase, parsed: ReadReview, reply: FastifyReply, started: number): FastifyReply {
   if (!parsed.ok) {
